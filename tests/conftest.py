@@ -1,0 +1,38 @@
+"""Test fixtures shared by every test module.
+
+Real material (pages, transcripts, CareLink exports) is read from ../shared beside the
+checkout, or from $DECOCARE_SHARED; tests that need it skip with the reason when it is absent.
+"""
+import json
+import os
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SHARED = pathlib.Path(os.environ.get("DECOCARE_SHARED", ROOT.parent / "shared"))
+
+
+def shared_path(*parts):
+    """Path inside the shared material, or skip the calling test when it is not there."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip("real material not found at %s (set DECOCARE_SHARED to the shared/ folder)" % path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_dir():
+    return shared_path()
+
+
+@pytest.fixture(scope="session")
+def page_index():
+    """The pages of ../shared/fixtures/pages/index.json (list of dicts)."""
+    with open(shared_path("fixtures", "pages", "index.json")) as fh:
+        return json.load(fh)["pages"]
+
+
+@pytest.fixture(scope="session")
+def transcripts_dir():
+    return shared_path("fixtures", "transcripts")
