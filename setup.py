@@ -1,12 +1,30 @@
+"""Packaging: ``pip install -e .`` installs the library and the mm-* tools on PATH.
+
+The tools keep the names decocare users' scripts call (``mm-latest.py`` ...); ``bin/`` holds the
+same tools as thin scripts for running from a checkout.  The udev rule ships as package data so
+``insert.sh`` (and anyone without the checkout) can find it inside the installed package.
+"""
 from setuptools import setup, find_packages
+
+# name on PATH -> function.  The write tools (mm-temp-basals.py, mm-bolus.py, mm-set-suspend.py,
+# mm-set-rtc.py, mm-press-key.py) will join this list when they exist; none is installed yet.
+TOOLS = {
+    "mm-send-comm.py": "decocare.tools.send_comm:cli",
+    "mm-latest.py": "decocare.tools.latest:cli",
+    "mm-pages.py": "decocare.tools.pages:cli_pages",
+    "mm-history.py": "decocare.tools.pages:cli_history",
+    "mm-glucose.py": "decocare.tools.pages:cli_glucose",
+}
 
 setup(
     name="decocare",
     version="0.1.0",
     description="Audit and command Medtronic MiniMed Paradigm pumps through the CareLink USB stick",
+    license="MIT",
     packages=find_packages(exclude=["tests", "tests.*"]),
+    package_data={"decocare": ["etc/*.rules"]},
     python_requires=">=3.9",
     install_requires=["pyserial>=3.4", "python-dateutil"],
     extras_require={"test": ["pytest"]},
-    include_package_data=True,
+    entry_points={"console_scripts": ["%s = %s" % item for item in TOOLS.items()]},
 )

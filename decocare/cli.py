@@ -14,7 +14,8 @@ STICK_GLOBS = ("/dev/serial/by-id/*0a21_8001*", "/dev/ttyUSB.Carelink*")
 
 
 def find_port():
-    """The CareLink stick's port: $DECOCARE_PORT, else the first /dev/serial/by-id match."""
+    """The CareLink stick's port: $DECOCARE_PORT, else the first /dev/serial/by-id match, else
+    the stick's ttyUSB found in /sys."""
     env = os.environ.get("DECOCARE_PORT")
     if env:
         return env
@@ -22,6 +23,10 @@ def find_port():
         found = sorted(glob.glob(pattern))
         if found:
             return found[0]
+    from .scan import sysfs_ports   # no udev links (containers, minimal systems): ask /sys
+    found = sysfs_ports()
+    if found:
+        return found[0]
     raise errors.PortError("no CareLink stick found (is it plugged in? run sudo ./insert.sh); "
                            "give --port, e.g. --port /dev/ttyUSB0 or --port emulator://")
 
