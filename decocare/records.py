@@ -774,3 +774,25 @@ def record_length(rtype, data, pos, model):
     if lay.length == "b1":
         return data[pos + 1] if pos + 1 < len(data) else None
     return lay.length
+
+
+def table_markdown(model=None):
+    """The record table as markdown: list_opcodes.py prints it, docs/records.md is this text."""
+    lines = ["# Pump history record types", "",
+             "Generated from `decocare/records.py` `TABLE` (run `python list_opcodes.py > "
+             "docs/records.md`). Lengths are total bytes per model family (`x22- / x23+` or "
+             "per family); `b1` = byte 1 holds the length. `date@` is the offset of the 5-byte "
+             "timestamp (`d@` a 2-byte date).", ""]
+    if model is not None:
+        lines += ["Model %s (family %s)." % (model.number, model.family), ""]
+    lines += ["| op | name | length | date@ | fields | what |", "|---|---|---|---|---|---|"]
+    for t in TABLE:
+        if model is None:
+            length, at = t.length_text(), t.head_text()
+        else:
+            lay = t.layout(model)
+            length = lay.length
+            at = "none" if not t.date else ("d@" if t.date == "d2" else "") + str(lay.head)
+        lines.append("| 0x%02X | %s | %s | %s | %s | %s |" % (
+            t.op, t.name, length, at, t.codec.doc.replace("|", "\\|") or "-", t.doc))
+    return "\n".join(lines) + "\n"
