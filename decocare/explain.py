@@ -1,0 +1,254 @@
+"""logs/explain.log: what a status-quo run found, in a dozen lines a person reads first.
+
+Built only from what the run left in logs/ (the experiments' output and the raw pages, whose
+CRCs are checked here again) plus the experiments' exit codes and the host clock around the
+commands experiment, both given by status-quo.sh.  It never talks to the stick.  The text holds
+no run-to-run noise except real data and times, so ``git diff logs/`` shows what changed.
+
+``python -m decocare.explain --model logs`` prints only the pump model the logs name
+(bin/common's run_regress needs it to decode the pages).
+"""
+import argparse
+import datetime
+import glob
+import os
+import re
+
+from . import cli, errors
+from .lib import page_crc_ok
+
+EXPERIMENTS = ("baseline.stick", "session", "stick", "commands", "download", "postmortem.stick")
+PAGE_KINDS = (("history pages", "ReadHistoryData"), ("glucose pages", "ReadGlucoseHistory"))
+
+# lines the verbose logging adds between a tool's own output lines
+_NOISE = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL):|^[0-9a-f]{4}   0x")
+
+
+def _text(logs, name):
+    try:
+        with open(os.path.join(logs, name + ".log"), encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+    except OSError:
+        return ""
+
+
+def _own_lines(text):
+    return [line for line in text.splitlines() if line.strip() and not _NOISE.match(line)]
+
+
+def fields(text):
+    """``key: value`` lines of a tool's output (python -m decocare.stick, .session)."""
+    out = {}
+    for line in _own_lines(text):
+        key, sep, value = line.partition(":")
+        if sep and value.strip() and key.strip() not in out:
+            out[key.strip()] = value.strip()
+    return out
+
+
+def sections(text):
+    """``## Name`` sections of ``python -m decocare.commands`` output -> {name: [value lines]}."""
+    out, current = {}, None
+    for line in _own_lines(text):
+        if line.startswith("## "):
+            current = out.setdefault(line[3:].strip(), [])
+        elif line.startswith("# "):
+            current = out.setdefault("#", [line[2:].strip()])
+        elif current is not None:
+            current.append(line.strip())
+    return out
+
+
+def _items(lines):
+    """``- key: value`` lines -> dict."""
+    return {k.strip("- ").strip(): v.strip() for k, _, v in (l.partition(":") for l in lines) if _}
+
+
+def model_in(logs):
+    """The pump model the run's logs name (session, else commands), or None."""
+    found = fields(_text(logs, "session")).get("model")
+    if found:
+        return found
+    head = sections(_text(logs, "commands")).get("#", [""])[0]
+    match = re.search(r"model (\w+)", head)
+    return match.group(1) if match else None
+
+
+def _pages(logs, prefix):
+    """{page number: crc ok} for logs/<prefix>-page-N.data."""
+    pages = {}
+    for path in glob.glob(os.path.join(logs, "%s-page-*.data" % prefix)):
+        match = re.search(r"-page-(\d+)\.data$", path)
+        if match:
+            with open(path, "rb") as fh:
+                pages[int(match.group(1))] = page_crc_ok(fh.read())
+    return pages
+
+
+def _ranges(numbers):
+    """[0, 1, 2, 5] -> '0-2, 5'."""
+    out, numbers = [], sorted(numbers)
+    start = prev = None
+    for n in numbers + [None]:
+        if start is not None and n == prev + 1:
+            prev = n
+            continue
+        if start is not None:
+            out.append(str(start) if start == prev else "%d-%d" % (start, prev))
+        start = prev = n
+    return ", ".join(out)
+
+
+def describe_pages(pages):
+    if not pages:
+        return "none downloaded"
+    bad = [n for n, ok in pages.items() if not ok]
+    crc = "every CRC valid" if not bad else "CRC FAILED on %s" % _ranges(bad)
+    return "%d (%s), %s" % (len(pages), _ranges(pages), crc)
+
+
+def _stick(logs):
+    base = fields(_text(logs, "baseline.stick"))
+    if "description" not in base:
+        return "no answer (see baseline.stick.log)"
+    return "%s, serial %s, firmware %s, radio %s" % (base["description"], base.get("serial", "?"),
+                                                     base.get("software.version", "?"),
+                                                     base.get("rf.freq", "?"))
+
+
+def _signal(logs):
+    parts = []
+    for name, label in (("baseline.stick", "before"), ("stick", "pump awake"), ("postmortem.stick", "after")):
+        value = fields(_text(logs, name)).get("signal strength")
+        parts.append("%s %s" % (label, value if value is not None else "?"))
+    return ", ".join(parts)
+
+
+def _counters(logs):
+    """The stick's error counters after the run (non-zero ones only)."""
+    stats = fields(_text(logs, "postmortem.stick"))
+    bad = []
+    for which in ("radio stats", "usb stats"):
+        for pair in stats.get(which, "").split():
+            key, _, value = pair.partition("=")
+            if key in ("crc_errors", "sequence_errors", "naks", "timeouts") and value not in ("", "0"):
+                bad.append("%s %s=%s" % (which.split()[0], key, value))
+    return ", ".join(bad) or "no errors counted"
+
+
+def _clock(pump_clock, window):
+    """'pump 2024-05-01T12:00:03, drift +2 s' against the host clock while commands ran."""
+    if not pump_clock:
+        return "unknown"
+    try:
+        pump = datetime.datetime.fromisoformat(pump_clock)
+    except ValueError:
+        return "pump %s (not a date)" % pump_clock
+    if not window:
+        return "pump %s (host clock not recorded)" % pump_clock
+    start, end = (datetime.datetime.fromtimestamp(t) for t in window)
+    # both clocks are read to the second: the pump read happened in [start, end + 1 s)
+    low = round((pump - end).total_seconds()) - 1
+    high = round((pump - start).total_seconds()) + 1
+    if low < 0 < high:
+        drift = "no drift measurable (within %d s)" % max(-low, high)
+    elif low >= 0:
+        drift = "AHEAD by %d to %d s" % (low, high)
+    else:
+        drift = "BEHIND by %d to %d s" % (-high, -low)
+    return "pump %s, host %s: %s" % (pump_clock, start.replace(microsecond=0).isoformat(), drift)
+
+
+def _first(section):
+    return section[0] if section else None
+
+
+def _error_line(logs, name):
+    """The one-line error a failed tool printed (its last own line)."""
+    lines = _own_lines(_text(logs, name))
+    return lines[-1] if lines else "no output"
+
+
+def explain(logs, port=None, serial=None, results=None, emulated=False, window=None):
+    """The explain.log text."""
+    results = results or {}
+    found = sections(_text(logs, "commands"))
+    model = model_in(logs)
+    lines = ["# status-quo: what was found", ""]
+    add = lambda key, value: lines.append("%-14s %s" % (key + ":", value))
+    add("port", "%s%s" % (port or "?", " (the built-in emulated pump)" if emulated else ""))
+    add("stick", _stick(logs))
+    add("signal", _signal(logs))
+    add("counters", _counters(logs))
+    pump_id = _first(found.get("ReadPumpID"))
+    ids = "serial %s" % (serial or "?")
+    if pump_id and serial and pump_id != serial:
+        ids += " (the pump says %s!)" % pump_id
+    add("pump", "model %s, %s, firmware %s" % (model or "unknown", ids,
+                                               _first(found.get("ReadFirmwareVersion")) or "unknown"))
+    add("clock", _clock(_first(found.get("ReadRTC")), window))
+    battery = _items(found.get("ReadBatteryStatus", []))
+    add("battery", "%s, %s V" % (battery["status"], battery.get("voltage", "?")) if battery else "unknown")
+    reservoir = _first(found.get("ReadRemainingInsulin"))
+    add("reservoir", "%s U" % reservoir if reservoir else "unknown")
+    status = _items(found.get("ReadPumpStatus", []))
+    if status:
+        add("status", ", ".join("%s %s" % kv for kv in status.items() if kv[0] != "status_code"))
+    temp = _items(found.get("ReadBasalTemp", []))
+    if temp:
+        add("temp basal", "none running" if temp.get("duration") == "0" else
+            "%s %s for %s more min" % (temp.get("temp"), temp.get("rate"), temp.get("duration")))
+    for label, prefix in PAGE_KINDS:
+        pages = _pages(logs, prefix)
+        if pages or prefix == "ReadHistoryData":
+            add(label, describe_pages(pages))
+    lines.append("")
+    if not results:
+        add("experiments", "exit codes not given (status-quo.sh gives them)")
+        return "\n".join(lines) + "\n"
+    add("experiments", ", ".join("%s %s" % (name, "ok" if results.get(name) == 0 else
+                                           "not run" if name not in results else "FAILED")
+                                 for name in EXPERIMENTS))
+    failed = [name for name in EXPERIMENTS if results.get(name, 0) != 0]
+    if not failed:
+        add("errors", "none")
+    for name in failed:
+        add("error", "%s exit %d: %s" % (name, results[name], _error_line(logs, name)))
+    return "\n".join(lines) + "\n"
+
+
+def _result(text):
+    name, sep, code = text.partition("=")
+    if not sep or name not in EXPERIMENTS or not code.isdigit():
+        raise argparse.ArgumentTypeError("expected NAME=EXITCODE with NAME one of %s" % ", ".join(EXPERIMENTS))
+    return name, int(code)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m decocare.explain", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("logs", nargs="?", default="logs", help="the run's logs directory (default logs)")
+    parser.add_argument("--model", action="store_true", help="print only the pump model the logs name")
+    parser.add_argument("--port", help="the port the run used")
+    parser.add_argument("--serial", type=cli.serial_arg, help="the pump serial the run used")
+    parser.add_argument("--emulated", action="store_true", help="the run used the built-in emulated pump")
+    parser.add_argument("--result", type=_result, action="append", default=[], metavar="NAME=CODE",
+                        help="an experiment's exit code (repeat for each)")
+    parser.add_argument("--window", type=float, nargs=2, metavar=("START", "END"),
+                        help="host clock (epoch seconds) before and after the commands experiment")
+    args = parser.parse_args(argv)
+    if not os.path.isdir(args.logs):
+        raise errors.BadInput("%s: no such directory (run ./status-quo.sh first)" % args.logs)
+    if args.model:
+        model = model_in(args.logs)
+        if not model:
+            raise errors.BadInput("no pump model in %s/session.log or commands.log (run ./status-quo.sh "
+                                  "first, or set DECOCARE_MODEL)" % args.logs)
+        print(model)
+        return 0
+    print(explain(args.logs, args.port, args.serial, dict(args.result), args.emulated, args.window), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main, prog="decocare.explain")

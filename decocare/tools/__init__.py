@@ -1,0 +1,1 @@
+"""The command-line tools' logic (bin/ and the installed entry points are thin wrappers)."""
