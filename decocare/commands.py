@@ -455,11 +455,21 @@ def params(name, model, **values):
     return encode(resolve(name, model), model, values)
 
 
+# decoders whose layout is the same on every model: usable before the model is known
+_MODEL_FREE = (dec.raw, dec.pump_model, dec.pump_id, dec.rtc, dec.battery, dec.firmware, dec.page)
+
+
 def decode(name, data, model):
-    """Decode reply ``data`` of command ``name`` on ``model`` (JSON-able)."""
+    """Decode reply ``data`` of command ``name`` on ``model`` (JSON-able).  ``model`` may be None
+    for replies whose layout does not depend on it (ReadPumpModel, ReadRTC, …)."""
+    if model is None:
+        row = by_name(name)
+        decoder = row.decoder or dec.raw
+        if decoder not in _MODEL_FREE:
+            raise BadInput("decoding %s needs the pump model" % name)
+        return decoder(bytes(data), None)
     model = _as_model(model)
-    row = resolve(name, model)
-    return (row.decoder or dec.raw)(bytes(data), model)
+    return (resolve(name, model).decoder or dec.raw)(bytes(data), model)
 
 
 # --- the pump, through a session ---------------------------------------------------------------
