@@ -12,7 +12,7 @@ import argparse
 import logging
 
 from . import cli, frames
-from .errors import CommError, CRCError, DecocareError, NoResponse, Refused, Uncertain
+from .errors import CommError, CRCError, NoResponse, PortError, Refused, Uncertain
 from .link import Link
 from .stick import Stick
 
@@ -88,7 +88,7 @@ class Session:
         try:
             self.stick.transmit(packet)
             reply = self.stick.download(self._wait(command), self.stall_wait)
-        except DecocareError as exc:
+        except (CommError, PortError) as exc:
             raise Uncertain("%s was sent once and its outcome is unknown (%s); it was NOT sent "
                             "again: check the pump before doing anything else"
                             % (command.name, exc)) from exc
@@ -111,7 +111,10 @@ class Session:
         except NoResponse as exc:
             log.info("pump not listening (%s): waking it for %d minutes", exc, minutes)
         self.stick.finish(self.stall_wait)
-        self.execute(power_on, params=bytes([0x01, minutes & 0xFF]), attempts=1)
+        try:
+            self.execute(power_on, params=bytes([0x01, minutes & 0xFF]), attempts=1)
+        except Uncertain as exc:        # PowerControl only powers the radio: probing tells
+            log.warning("%s", exc)
         return self.execute(probe)
 
 
