@@ -270,11 +270,11 @@ class Writer:
             if amount > ceiling + 1e-9:
                 raise _Refuse("rate %s U/h is above the pump's max basal %s U/h (ReadSettings); "
                               "nothing sent" % (amount, _num(ceiling)))
-        pump_type = self._pump_temp_type()
-        if duration and pump_type and pump_type != temp:
-            raise _Refuse("the pump's temp basal type is %s (ReadSettings), so it would refuse a"
-                          " %s temp basal; change it on the pump or use the %s command; nothing "
-                          "sent" % (pump_type, temp, "percent" if pump_type == "percent" else "set"))
+        # Evidence only for one direction: a pump set to percent temps NAKs 0x4C [MMK].
+        if duration and temp == "absolute" and self._pump_temp_type() == "percent":
+            raise _Refuse("the pump's temp basal type is percent (ReadSettings), so it would refuse"
+                          " an absolute temp basal; use the percent command or change the type on"
+                          " the pump; nothing sent")
         before = self.read("ReadBasalTemp")
         sent_at = time.monotonic()
         if not self.send(result, name, params):
@@ -524,13 +524,12 @@ uncertain (7) = sent once, outcome unknown: check the pump; decocare never re-se
 
 
 @contextmanager
-def open_pump(args, parser):
+def open_pump(port, serial):
     """Port -> stick -> session -> pump, waking the pump's radio only if it does not answer."""
     from .link import Link
     from .session import Session
     from .stick import Stick
-    serial = cli.require_serial(args, parser)
-    with Link(args.port or cli.find_port()) as link:
+    with Link(port or cli.find_port()) as link:
         stick = Stick(link)
         stick.open()
         session = Session(stick, serial)
@@ -541,8 +540,9 @@ def open_pump(args, parser):
 def _write(args, parser, act):
     """Open the pump, run ``act(writer) -> Result``, print it; a failure before anything was
     sent is reported as ``refused`` (with --json) and never hidden."""
+    serial = cli.require_serial(args, parser)
     try:
-        with open_pump(args, parser) as pump:
+        with open_pump(args.port, serial) as pump:
             result = act(Writer(pump, dry_run=getattr(args, "dry_run", False)))
     except (errors.PortError, errors.CommError) as exc:
         if not args.json:
@@ -556,7 +556,7 @@ def _write(args, parser, act):
 
 
 def _query(args, parser, read):
-    with open_pump(args, parser) as pump:
+    with open_pump(args.port, cli.require_serial(args, parser)) as pump:
         print(json.dumps(read(pump), indent=2, default=str))
     return 0
 
