@@ -283,7 +283,9 @@ COMMANDS = (
     # settings
     _read("ReadSettings", 0xC0, X15, dec.settings,
           "Settings block: maxBolus, maxBasal, selected_pattern, insulin_action_curve, temp_basal … "
-          "(x23+ layout shifts max bolus/basal by one byte) [OBS]"),
+          "(x23+ layout shifts max bolus/basal by one byte). Temp basal type from d14 as decocare: "
+          "every captured pump with d14=1 (523/554/723) also answers ReadBasalTemp with type 1 (ecc1 "
+          "reads d13, 0 everywhere). x23 d9 (insulin concentration) doubtful: the 554 capture has 1 [OBS]"),
     _read("ReadSettings512", 0x91, only(12), dec.settings,
           "x12 settings block (18 bytes; insulin action 6 h or 8 h) [ECC1, no capture]", variant_of="ReadSettings"),
     _raw("ReadSettings511", 0x7F, only(11), "x11 settings block [DECO]", variant_of="ReadSettings"),
@@ -595,15 +597,32 @@ def doc_markdown():
     return "\n".join(lines) + "\n"
 
 
-def _show(value, indent=""):
-    """Markdown-ish text for a decoded value."""
+def _text(value):
+    """One decoded value on one line; raw hex without its zero padding."""
     if isinstance(value, dict):
-        return "\n".join("%s- %s: %s" % (indent, key, json.dumps(item) if isinstance(item, (dict, list)) else item)
-                         for key, item in value.items())
+        return ", ".join("%s=%s" % (key, _text(item)) for key, item in value.items())
     if isinstance(value, list):
-        return "\n".join("%s- %s" % (indent, json.dumps(item) if isinstance(item, dict) else item)
-                         for item in value) or indent + "(none)"
-    return indent + str(value)
+        return "[%s]" % "; ".join(_text(item) for item in value)
+    return str(value)
+
+
+def _show(value):
+    """Markdown-ish lines for a decoded value (``--json`` gives the exact values)."""
+    if isinstance(value, dict):
+        lines = []
+        for key, item in value.items():
+            if key == "raw" and isinstance(item, str):
+                kept = bytes.fromhex(item).rstrip(b"\0").hex()
+                item = "%s (then zeros)" % (kept or "00") if kept != item else item
+            if isinstance(item, list) and item and isinstance(item[0], dict):
+                lines.append("- %s:" % key)
+                lines += ["  - %s" % _text(entry) for entry in item]
+            else:
+                lines.append("- %s: %s" % (key, _text(item)))
+        return "\n".join(lines)
+    if isinstance(value, list):
+        return "\n".join("- %s" % _text(item) for item in value) or "(none)"
+    return str(value)
 
 
 def main(argv=None):

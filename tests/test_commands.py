@@ -545,3 +545,29 @@ def test_cli_help_doc_and_errors():
     assert out.returncode == 2 and "six digits" in out.stderr and "Traceback" not in out.stderr
     out = _cli("/dev/nonexistent-decocare-port", "208850")
     assert out.returncode == errors.EXIT_PORT and len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+@pytest.mark.parametrize("model", ["512", "515", "523"])
+def test_cli_reads_everything_from_the_emulator(model, capsys):
+    """End to end through link/stick/session against the emulated pump: every read the model has,
+    nothing it lacks, no write sent."""
+    pytest.importorskip("decocare.emulator")
+    from decocare.emulator import Emulator
+    emu = Emulator(model=model, serial="208850", timing="fast")
+    try:
+        assert commands.main([emu.url, "208850", "--json"]) == 0
+        result = json.loads(capsys.readouterr().out)
+        assert result["model"] == model and result["ReadPumpModel"] == model
+        assert result["ReadPumpID"] == "208850"
+        expected = {row.logical for row in commands.reads_for(model)}
+        assert set(result) - {"model", "serial"} == expected
+        assert ("ReadPumpStatus" in result) is (model != "512")
+        assert result["ReadSettings"]["maxBolus"] > 0
+        sent = [for_opcode(int(entry["opcode"], 16), model) for entry in emu.ledger]
+        assert not any(row.write for row in sent)
+        assert {row.name for row in sent} == {row.name for row in commands.reads_for(model)}
+        assert commands.main([emu.url, "208850", "--no-wake", "--model", model]) == 0
+        text = capsys.readouterr().out
+        assert text.startswith("# pump 208850, model %s" % model) and "## ReadSettings\n- " in text
+    finally:
+        emu.close()
