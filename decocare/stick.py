@@ -192,7 +192,8 @@ class Stick:
                 if reply.eod or reply.kind != frames.KIND_CHUNK:
                     return _reply(chunks)
                 deadline = self.clock() + stall_wait
-            elif self.clock() >= deadline:
+                continue                    # more may be buffered already: ask at once
+            if self.clock() >= deadline:
                 got = sum(c.length for c in chunks)
                 if chunks:
                     raise NoResponse("the pump stopped sending after %d bytes (no end of data)" % got)
