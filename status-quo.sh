@@ -54,7 +54,7 @@ start_emulator () {
     cat "$out" >&2
     return 1
   fi
-  echo "## emulated pump: model $MODEL, serial $SERIAL, port $PORT"
+  echo ">>> emulated pump: model $MODEL, serial $SERIAL, port $PORT"
 }
 
 stop_emulator () {
@@ -70,14 +70,14 @@ RESULTS=()
 FIRST_FAILURE=0
 experiment () {  # experiment NAME FUNCTION: output to logs/NAME.log (and the screen)
   local name=$1 rc start
-  echo "## $name"
+  echo ">>> $name (logs/$name.log)"
   start=$(date +%s)
   "$2" 2>&1 | tee "$LOGS/$name.log"
   rc=${PIPESTATUS[0]}
   RESULTS+=(--result "$name=$rc")
   # the host clock around the pump clock read, for the drift in explain.log
   [ "$name" = commands ] && RESULTS+=(--window "$start" "$(date +%s)")
-  [ "$rc" = 0 ] || { echo "## $name failed: exit $rc"; [ "$FIRST_FAILURE" = 0 ] && FIRST_FAILURE=$rc; }
+  [ "$rc" = 0 ] || { echo "<<< $name failed: exit $rc"; [ "$FIRST_FAILURE" = 0 ] && FIRST_FAILURE=$rc; }
   return 0
 }
 
@@ -90,7 +90,7 @@ main () {
     trap 'exit 130' INT TERM
     start_emulator || return 1
   fi
-  echo "## status-quo: port $PORT, pump serial $SERIAL"
+  echo ">>> status-quo: port $PORT, pump serial $SERIAL"
   experiment baseline.stick run_stick
   experiment session run_session
   experiment stick run_stick
@@ -101,7 +101,7 @@ main () {
   decocare_python -m decocare.explain "$LOGS" --port "$PORT" --serial "$SERIAL" \
     ${EMULATED:+--emulated} "${RESULTS[@]}" > "$LOGS/explain.log" \
     || { [ "$FIRST_FAILURE" = 0 ] && FIRST_FAILURE=1; }
-  echo "## explain ($LOGS/explain.log)"
+  echo ">>> explain ($LOGS/explain.log)"
   cat "$LOGS/explain.log"
   return "$FIRST_FAILURE"
 }

@@ -1,0 +1,77 @@
+"""mm-latest.py: the pump's state now and its history of the last MINUTES, as one JSON object.
+
+  mm-latest.py --serial 208850 30
+  mm-latest.py --serial 208850 --since-id AbCdEf...== 1440     (a loop: only what is new)
+
+Reads the clock, settings, status, battery, reservoir and temp basal, then history pages from
+page 0 (the newest) only as far as needed: it stops at the first record older than the cutoff
+(pump clock minus MINUTES) or at the record whose id is --since-id, so a loop that passes the
+newest id it has seen reads one page when nothing is new.  Every record carries ``id``, the
+base64 of its bytes.  ``history`` is newest first and excludes the --since-id record itself.
+
+Exit 3 (after printing the JSON) when a page could be decoded only in part: records past the
+problem are missing, and "problems" says where.
+"""
+import datetime
+
+from .. import history
+from ..commands import supported
+from . import pumpcli
+
+STATE = (("clock", "ReadRTC"), ("settings", "ReadSettings"), ("status", "ReadPumpStatus"),
+         ("battery", "ReadBatteryStatus"), ("reservoir", "ReadRemainingInsulin"),
+         ("temp_basal", "ReadBasalTemp"))
+
+
+def recent(pump, cutoff, since_id=None):
+    """History records newer than ``cutoff`` (and newer than the record ``since_id``), newest
+    first, reading pages from 0 until one of those stops it.  Returns (records, pages read,
+    why it stopped, [(page, problem)])."""
+    records, problems = [], []
+    last = None
+    page = 0
+    while True:
+        result = history.decode_page(pump.history_page(page), pump.model, lenient=True)
+        if not result.complete:
+            problems.append((page, result.problem()))
+        for rec in result.records:
+            rec["id"] = pumpcli.record_id(rec)
+            if since_id and rec["id"] == since_id:
+                return records, page + 1, "since-id", problems
+            when = rec.get("timestamp")
+            if when and datetime.datetime.fromisoformat(when) < cutoff:
+                return records, page + 1, "cutoff", problems
+            records.append(rec)
+        if last is None:
+            last = pump.page_count() - 1    # asked only when page 0 was not enough
+        if page >= last:
+            return records, page + 1, "end of history", problems
+        page += 1
+
+
+def _state(pump):
+    """The STATE reads the model has (an x12 has no ReadPumpStatus: the key is left out)."""
+    return {key: pump.read(name) for key, name in STATE if supported(name, pump.model)}
+
+
+def main(argv=None):
+    p = pumpcli.parser("mm-latest.py", __doc__)
+    p.add_argument("minutes", nargs="?", type=int, default=30, help="how far back (default 30)")
+    p.add_argument("--since-id", metavar="ID", help="stop at this record (its \"id\" from an earlier run)")
+    args = pumpcli.parse(p, argv)
+    if args.minutes < 0:
+        p.error("MINUTES must be 0 or more")
+    with pumpcli.open_pump(args) as pump:
+        out = _state(pump)
+        out.update(model=str(pump.model), serial=args.serial)
+        cutoff = datetime.datetime.fromisoformat(out["clock"]) - datetime.timedelta(minutes=args.minutes)
+        records, pages, stopped, problems = recent(pump, cutoff, args.since_id)
+    out.update(cutoff=cutoff.isoformat(), history=records, pages_read=pages, stopped_at=stopped,
+               problems=[{"page": n, "problem": why} for n, why in problems])
+    pumpcli.dump(out)
+    return pumpcli.partial_exit("mm-latest.py", problems)
+
+
+def cli():
+    from ..cli import run
+    run(main, prog="mm-latest.py")

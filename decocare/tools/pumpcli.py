@@ -1,0 +1,91 @@
+"""What the mm-* tools share: their options, one-line usage errors, opening the pump (port →
+stick → session → Pump, woken only if it does not answer), page decoding and JSON output.
+"""
+import argparse
+import base64
+import contextlib
+import json
+import os
+import sys
+
+from .. import cgm, cli, history
+from ..commands import Pump
+from ..errors import EXIT_PARTIAL
+from ..link import Link
+from ..session import Session
+from ..stick import Stick
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line on stderr (exit 2), not usage + error."""
+
+    def error(self, message):
+        print("%s: %s (see --help)" % (self.prog, message), file=sys.stderr)
+        sys.exit(2)
+
+
+def parser(prog, description):
+    """A parser with --port/--serial/-v, --model and --rf-minutes."""
+    p = Parser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli.add_port_options(p)
+    p.add_argument("--model", help="pump model, e.g. 523 (default: ask the pump with ReadPumpModel)")
+    p.add_argument("--rf-minutes", type=int, default=10, metavar="N",
+                   help="when the pump must be woken, keep its radio on N minutes (default 10)")
+    return p
+
+
+def parse(p, argv):
+    args = p.parse_args(argv)
+    cli.setup_logging(args.verbose)
+    cli.require_serial(args, p)
+    return args
+
+
+@contextlib.contextmanager
+def open_pump(args):
+    """A Pump on ``args.port`` (default: the plugged-in stick), awake."""
+    with Link(args.port or cli.find_port()) as link:
+        stick = Stick(link)
+        stick.open()
+        pump = Pump(Session(stick, args.serial), model=args.model)
+        pump.ensure_awake(args.rf_minutes)
+        yield pump
+
+
+def dump(value):
+    """The tools' JSON: stable key order, so two runs diff well."""
+    print(json.dumps(value, indent=2, sort_keys=True))
+
+
+def record_id(rec):
+    """decocare/ecc1-style record id: base64 of the record's bytes (head, date, body)."""
+    return base64.b64encode(bytes.fromhex(rec["_head"] + rec["_date"] + rec["_body"])).decode("ascii")
+
+
+def decode(kind, data, model):
+    """A page's decoding, lenient (what could be decoded, with ``.complete`` and ``.problem()``)."""
+    if kind == "glucose":
+        return cgm.decode_page(data, model, lenient=True)
+    return history.decode_page(data, model, lenient=True)
+
+
+def page_json(number, result):
+    return {"page": number, "crc_ok": result.crc_ok, "complete": result.complete,
+            "problem": result.problem() or None, "records": result.records}
+
+
+PAGE_FILE = {"history": "ReadHistoryData-page-%d.data", "glucose": "ReadGlucoseHistory-page-%d.data"}
+
+
+def save_page(directory, kind, number, data):
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        with open(os.path.join(directory, PAGE_FILE[kind] % number), "wb") as fh:
+            fh.write(data)
+
+
+def partial_exit(prog, problems):
+    """Exit code after the JSON was printed: 3 with one stderr line per partial page, else 0."""
+    for number, problem in problems:
+        print("%s: page %d decoded only in part: %s" % (prog, number, problem), file=sys.stderr)
+    return EXIT_PARTIAL if problems else 0

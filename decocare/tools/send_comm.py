@@ -1,0 +1,95 @@
+"""mm-send-comm.py: send one READ command to the pump, by name or by opcode, and print the reply.
+
+  mm-send-comm.py --serial 208850 ReadRTC
+  mm-send-comm.py --serial 208850 0x80 --page 3 --save        (writes ReadHistoryData-page-3.data)
+  mm-send-comm.py --serial 208850 ReadGlucoseHistory --params 00000005
+
+Prints JSON: the command, its opcode, the params sent, the reply bytes (hex) and their decoding.
+Only reads are sent.  Commands that change the pump are refused before anything is sent --
+dosing ones (Bolus, TempBasal, SetSuspend, KeypadPush, ...) have their own tools, which check
+the pump first and never send twice.  An opcode is looked up for the pump's model (0x42 is a
+read on a 508 and Bolus on later pumps); an opcode decocare does not know is refused too,
+since it could be a dosing command.
+"""
+from .. import commands
+from ..errors import BadInput, CRCError, DecocareError, Refused
+from ..lib import page_crc_ok
+from . import pumpcli
+
+
+def _opcode(text):
+    try:
+        value = int(text, 0)
+    except ValueError:
+        return None
+    if not 0 <= value <= 0xFF:
+        raise BadInput("opcode %s is not a byte (0x00-0xFF)" % text)
+    return value
+
+
+def _refuse_write(row):
+    if row.write:
+        why = "it changes insulin delivery" if row.doses else "it changes the pump"
+        raise Refused("%s (0x%02X) is not sent by mm-send-comm.py: %s; use its own tool "
+                      "(see README, 'The tools'); nothing was sent" % (row.name, row.opcode, why))
+
+
+def _page_check(data):
+    if not page_crc_ok(data):
+        raise CRCError("page of %d bytes fails its CRC16 check" % len(data))
+
+
+def main(argv=None):
+    p = pumpcli.parser("mm-send-comm.py", __doc__)
+    p.add_argument("command", metavar="COMMAND",
+                   help="a command name (python -m decocare.commands --doc lists them) or an opcode (0x70, 112)")
+    p.add_argument("--page", type=int, metavar="N", help="page number, for the page reads (ReadHistoryData …)")
+    p.add_argument("--params", metavar="HEX", help="raw parameter bytes, sent as given (instead of --page)")
+    p.add_argument("--save", nargs="?", const="", metavar="FILE",
+                   help="write the raw reply to FILE (default <Command>.data, pages <Command>-page-N.data)")
+    args = pumpcli.parse(p, argv)
+    opcode = _opcode(args.command)
+    raw_params = None
+    if args.params is not None:
+        try:
+            raw_params = bytes.fromhex(args.params)
+        except ValueError:
+            raise BadInput("--params %r is not hex bytes (e.g. --params 0003)" % args.params)
+    if opcode is None:               # a name: refuse a write before the port is even opened
+        rows = [row for row in commands.COMMANDS if args.command in (row.name, row.variant_of)]
+        if not rows:
+            commands.by_name(args.command)          # BadInput: unknown command
+        for row in rows:
+            _refuse_write(row)
+    values = {"page": args.page} if args.page is not None else {}
+    with pumpcli.open_pump(args) as pump:
+        model = pump.model
+        row = commands.resolve(args.command, model) if opcode is None else commands.for_opcode(opcode, model)
+        _refuse_write(row)
+        if raw_params is None:
+            params = commands.encode(row, model, values)
+            data = pump.raw(row.name, **values)
+        else:
+            params = raw_params
+            data = pump.session.execute(row, params, validate=_page_check if row.kind == "page" else None)
+    try:
+        decoded = commands.decode(row.name, data, model)
+    except (DecocareError, ValueError, IndexError) as exc:   # odd replies are still shown raw
+        decoded = {"error": "cannot decode: %s" % exc}
+    out = {"command": row.name, "opcode": "0x%02X" % row.opcode, "model": str(model),
+           "params": params.hex(), "reply": data.hex(), "decoded": decoded}
+    if row.kind == "page":
+        out["crc_ok"] = page_crc_ok(data)
+    if args.save is not None:
+        path = args.save or ("%s-page-%d.data" % (row.name, args.page) if args.page is not None
+                             else "%s.data" % row.name)
+        with open(path, "wb") as fh:
+            fh.write(data)
+        out["saved"] = path
+    pumpcli.dump(out)
+    return 0
+
+
+def cli():
+    from ..cli import run
+    run(main, prog="mm-send-comm.py")
