@@ -44,8 +44,10 @@ def save(path, data):
     os.replace(tmp, path)
 
 
-def download(pump, out_dir, glucose=False, log=sys.stderr):
-    """Read the pages into ``out_dir``.  Returns (saved page numbers, {page: error})."""
+def download(pump, out_dir, glucose=False, log=None):
+    """Read the pages into ``out_dir``, progress to ``log`` (stderr).  Returns (saved page
+    numbers, {page: error})."""
+    log = log or sys.stderr
     name = "ReadGlucoseHistory" if glucose else "ReadHistoryData"
     read = pump.glucose_page if glucose else pump.history_page
     pages = page_numbers(pump, glucose)
