@@ -180,29 +180,59 @@ def decode_page(data, model, lenient=False):
 
 
 def _attach(result):
-    """decocare's rule: undated records go into ``appended`` of the next dated record.
+    """decocare's rule: an undated record goes into ``appended`` of the next dated record.
 
-    Undated records after the page's last dated record go to that (newest) record, instead of
-    being dropped as decocare does; a page without any dated record lists them at top level.
+    Two deliberate refinements: a dated record written out of time order (an x22 square
+    bolus logged when it ends) is skipped as host, so the 0x5C list stays with its own
+    wizard/bolus; undated records after the page's last dated record go to that (newest)
+    record instead of being dropped; a page without any dated record lists them at top level.
     """
     pending, top = [], []
     for entry in result.entries:
         rec = entry["record"]
-        if "timestamp" in rec:
-            if pending:
-                rec.setdefault("appended", []).extend(pending)
-                pending = []
-            top.append(rec)
-        else:
+        if "timestamp" not in rec:
             pending.append(rec)
+            continue
+        if pending and (not top or rec["timestamp"] >= top[-1]["timestamp"]):
+            rec.setdefault("appended", []).extend(pending)
+            pending = []
+        top.append(rec)
     if pending:
         if top:
             top[-1].setdefault("appended", []).extend(pending)
         else:
             top.extend(pending)
     result.raw_order = top
-    newest_first = list(reversed(top))
-    result.records = sorted(newest_first, key=lambda r: r.get("timestamp", ""), reverse=True)
+    result.records = newest_first(top)
+
+
+def newest_first(chain):
+    """Top-level records in page order (oldest first; several pages: oldest page first) ->
+    newest first by timestamp, stable for equal times.
+
+    Across a ChangeTime/NewTimeSet pair the older records are sorted as if shifted by
+    (new - old) clock (spec §5), so a clock set back does not list old records as newest; the
+    timestamps themselves are not changed. The pair stays adjacent.
+    """
+    shift = datetime.timedelta(0)
+    keyed = []
+    for i in range(len(chain) - 1, -1, -1):
+        rec = chain[i]
+        when = _iso(rec.get("timestamp"))
+        if when is None:
+            keyed.append(((0, datetime.datetime.min), rec))
+            continue
+        keyed.append(((1, when + shift), rec))
+        if rec["_type"] == "NewTimeSet" and i and chain[i - 1]["_type"] == "ChangeTime":
+            before = _iso(chain[i - 1].get("timestamp"))
+            if before is not None:
+                shift += when - before
+    keyed.sort(key=lambda kr: kr[0], reverse=True)
+    return [rec for _, rec in keyed]
+
+
+def _iso(text):
+    return datetime.datetime.fromisoformat(text) if text else None
 
 
 # --------------------------------------------------------------------------------------------

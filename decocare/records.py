@@ -82,8 +82,9 @@ def _be(b):
     return int.from_bytes(bytes(b), "big")
 
 
-def _s8(v):
-    return v - 256 if v & 0x80 else v
+def _signed(v, bits):
+    """Two's complement of a ``bits``-wide field (wizard corrections can be negative)."""
+    return v - (1 << bits) if v & (1 << (bits - 1)) else v
 
 
 class Rec:
@@ -395,14 +396,14 @@ def _wizard(fixed_kind=None):
             out.update(carb_ratio=(((body[2] & 7) << 8) | body[3]) / 10,
                        sensitivity=g(body[4]), bg_target_low=g(body[5]),
                        bg_target_high=g(body[14]),
-                       correction_estimate=(((body[9] & 0x38) << 5) | body[6]) / 40,
+                       correction_estimate=_signed(((body[9] & 0x38) << 5) | body[6], 11) / 40,
                        food_estimate=_be(body[7:9]) / 40,
                        unabsorbed_insulin_total=_be(body[10:12]) / 40,
                        bolus_estimate=_be(body[12:14]) / 40)
         else:
             out.update(carb_ratio=body[2], sensitivity=g(body[3]), bg_target_low=g(body[4]),
                        bg_target_high=g(body[12] if kind == "x22" else body[4]),
-                       correction_estimate=(_s8(body[7]) + (body[5] & 0x0F)) / 10,
+                       correction_estimate=_signed(((body[7] & 0xF0) << 4) | body[5], 12) / 10,
                        food_estimate=body[6] / 10, unabsorbed_insulin_total=body[9] / 10,
                        bolus_estimate=body[11] / 10)
         return out
@@ -436,7 +437,8 @@ def _wizard(fixed_kind=None):
                   "bg_target_high", "correction_estimate", "food_estimate",
                   "unabsorbed_insulin_total", "bolus_estimate"), dec, enc,
                  "spec §2.1; bg, targets and sensitivity /10 when the record's bg unit bits "
-                 "say mmol/L")
+                 "say mmol/L; correction is signed: x22- 12 bits ((body[7]&0xF0)<<4 | body[5]) "
+                 "x0.1 U, x23+ 11 bits x0.025 U (CareLink exports)")
 
 
 def _wizard22_enc(buf, at, f, g, kind):
@@ -452,10 +454,11 @@ def _wizard22_enc(buf, at, f, g, kind):
         if key in f:
             _put(buf, at + pos, _scaled(f[key], 10))
     if "correction_estimate" in f:
-        v = _scaled(f["correction_estimate"], 10) - (buf[at + 5] & 0x0F)
-        if not -128 <= v < 128:
+        v = _scaled(f["correction_estimate"], 10)
+        if not -2048 <= v < 2048:
             raise BadInput("correction_estimate %r out of range" % f["correction_estimate"])
-        buf[at + 7] = v & 0xFF
+        buf[at + 5] = v & 0xFF
+        buf[at + 7] = (buf[at + 7] & 0x0F) | ((v >> 4) & 0xF0)
 
 
 def _wizard23_enc(buf, at, f, g):
@@ -473,7 +476,7 @@ def _wizard23_enc(buf, at, f, g):
             _put(buf, at + pos, _scaled(f[key], 40), 2)
     if "correction_estimate" in f:
         v = _scaled(f["correction_estimate"], 40)
-        if not 0 <= v < 2048:
+        if not -1024 <= v < 1024:
             raise BadInput("correction_estimate %r out of range" % f["correction_estimate"])
         buf[at + 6] = v & 0xFF
         buf[at + 9] = (buf[at + 9] & 0xC7) | ((v >> 5) & 0x38)
@@ -482,21 +485,26 @@ def _wizard23_enc(buf, at, f, g):
 def _unabsorbed():
     def dec(r):
         b = r.b
-        return {"data": [{"amount": b[i] / 40, "age": b[i + 1] + ((b[i + 2] & 0x30) << 4)}
+        return {"data": [{"amount": (b[i] | (b[i + 2] & 0x03) << 8) / 40,
+                          "age": b[i + 1] | (b[i + 2] & 0x30) << 4}
                          for i in range(2, len(b) - 2, 3)]}
 
     def enc(buf, f, lay, m):
         for n, e in enumerate(f.get("data", ())):
             i = 2 + 3 * n
-            _put(buf, i, _scaled(e["amount"], 40))
+            amount = _scaled(e["amount"], 40)
+            if not 0 <= amount < 1024:
+                raise BadInput("unabsorbed insulin amount %r out of range" % e["amount"])
+            buf[i] = amount & 0xFF
+            buf[i + 2] = (buf[i + 2] & 0xFC) | (amount >> 8)
             age = int(e["age"])
             if not 0 <= age < 1024:
                 raise BadInput("unabsorbed insulin age %r out of 0..1023 min" % age)
             buf[i + 1] = age & 0xFF
             buf[i + 2] = (buf[i + 2] & 0xCF) | ((age >> 4) & 0x30)
     return Codec(("data",), dec, enc,
-                 "(b1-2)/3 entries [amount x0.025 U, age low 8 bits, curve]; "
-                 "age = b + ((curve&0x30)<<4) min")
+                 "(b1-2)/3 entries [amount, age, flags]: amount = (a | (flags&3)<<8) x0.025 U, "
+                 "age = b | (flags&0x30)<<4 min (high bits: CareLink exports)")
 
 
 def _basal_start():
@@ -591,6 +599,33 @@ def _wizard_setup():
                  "8 targets [start, low, high]; last byte: action hours (low nibble before, high after)")
 
 
+PATTERNS = ("standard", "pattern a", "pattern b")
+
+
+def _select_pattern():
+    """0x14: the new pattern sits in t2 bits 5-7, the old one in b1 (CareLink PATTERN_NAME and
+    OLD_PATTERN_NAME agree on every exported change)."""
+    def name(v):
+        return PATTERNS[v] if v < len(PATTERNS) else v
+
+    def number(x):
+        return PATTERNS.index(x) if x in PATTERNS else int(x)
+
+    def dec(r):
+        return {"pattern": name(r.ts[2] >> 5), "old_pattern": name(r.b[1])}
+
+    def enc(buf, f, lay, m):
+        if "pattern" in f:
+            v = number(f["pattern"])
+            if not 0 <= v < 8:
+                raise BadInput("pattern %r out of range" % f["pattern"])
+            buf[lay.head + 2] = (buf[lay.head + 2] & 0x1F) | (v << 5)
+        if "old_pattern" in f:
+            _put(buf, 1, number(f["old_pattern"]))
+    return Codec(("pattern", "old_pattern"), dec, enc,
+                 "pattern = t2 bits 5-7 (new), old_pattern = b1 (standard, pattern a, pattern b)")
+
+
 def _hhmm(half_hours):
     return "%02d:%02d:00" % (half_hours // 2, 30 * (half_hours % 2))
 
@@ -669,9 +704,7 @@ TABLE = [
     RecordType(0x0B, "AlarmSensor", 8, 3, codec=_sensor_alarm(), doc="sensor alarm"),
     RecordType(0x0C, "ClearAlarm", 7, doc="alarm cleared",
                codec=b1("alarm_type", int, int, "alarm_type = b1 (alarm code cleared)")),
-    RecordType(0x14, "SelectBasalProfile", 7, doc="active basal pattern chosen",
-               codec=choice("pattern", ("standard", "pattern a", "pattern b"),
-                            "pattern = b1 (standard, pattern a, pattern b)")),
+    RecordType(0x14, "SelectBasalProfile", 7, codec=_select_pattern(), doc="active basal pattern chosen"),
     RecordType(0x16, "TempBasalDuration", 7, doc="temp basal duration (paired with 0x33)",
                codec=b1("duration (min)", lambda v: v * 30, lambda x: _scaled(x, 1 / 30),
                         "duration (min) = b1 x30 (0 = cancel)")),

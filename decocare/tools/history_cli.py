@@ -86,21 +86,20 @@ def list_history_main(argv=None):
         return _summary(args)
     results = [(path, _decode(path, args)) for path in args.pages]
     if fmt == "json":
-        merged = []
-        for _, result in results:
-            merged.extend(_ordered(result, args.page_order))
-        if not args.page_order and len(results) > 1:
-            merged.sort(key=_sort_key, reverse=True)
+        if args.page_order or len(results) == 1:
+            merged = [r for _, result in results for r in _ordered(result, args.page_order)]
+        elif args.glucose:
+            merged = sorted((r for _, result in results for r in result.records),
+                            key=lambda r: r.get("date", ""), reverse=True)
+        else:   # pages given newest first (page 0, 1, ...): chain them oldest first
+            merged = history.newest_first([r for _, result in reversed(results)
+                                           for r in result.raw_order])
         json.dump(merged, sys.stdout, indent=2)
         print()
     else:
         for path, result in results:
             print(markdown(path, result, args.page_order))
     return 0
-
-
-def _sort_key(rec):
-    return rec.get("timestamp") or rec.get("date") or ""
 
 
 def markdown(path, result, page_order=False):
