@@ -10,7 +10,7 @@ Frames are built with ``decocare.frames``; the pump behind the radio is ``pump.P
 import threading
 import time
 
-from .. import frames
+from .. import commands, frames
 from ..frames import KIND_ACK, KIND_CHUNK, KIND_FRAME, KIND_NAK, KIND_TIMEOUT
 
 POWER_CONTROL = 0x5D
@@ -267,7 +267,8 @@ class Stick:
         if tx is None or not tx.header_crc_ok or not tx.params_crc_ok:
             self._own(bytes([0x01, frames.NAK, 0x03]))       # approximated: never captured
             return self._answer(self.buf, now, self.timing.usb)
-        off = tx.opcode == POWER_CONTROL and tx.params[:1] == b"\x00"
+        off = tx.opcode == POWER_CONTROL and tx.params[:1] == b"\x00" and \
+            commands.supported("PowerControl", self.pump.model)
         self._own(bytes([0x01, frames.ACK, 0x00]))
         if not off:                 # PowerControl off gets no USB answer at all (§3.7)
             self._answer(self.buf, now, self.timing.usb)
@@ -287,7 +288,7 @@ class Stick:
 
     def _exchange(self, tx, now):
         pump, faults = self.pump, self.faults
-        if tx.opcode == POWER_CONTROL:
+        if tx.opcode == POWER_CONTROL and commands.supported("PowerControl", pump.model):
             return self._power_control(tx, now)
         if tx.serial != pump.serial or faults.flag("out_of_range"):
             return self._timeout(tx, now)
