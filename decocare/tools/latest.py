@@ -6,7 +6,11 @@
 Reads the clock, settings, status, battery, reservoir and temp basal, then history pages from
 page 0 (the newest) only as far as needed: it stops at the first record older than the cutoff
 (pump clock minus MINUTES) or at the record whose id is --since-id, so a loop that passes the
-newest id it has seen reads one page when nothing is new.  Every record carries ``id``, the
+newest id it has seen reads one page when nothing is new.  Daily-total records carry only a
+date (midnight of the day they sum up, written the day after): they never stop the reading.
+If the pump clock was set back, records written after that may carry older times than records
+before it; like decocare's, the cutoff then stops early (a long MINUTES with --since-id reads
+across it).  Every record carries ``id``, the
 base64 of its bytes.  ``history`` is newest first and excludes the --since-id record itself.
 
 Exit 3 (after printing the JSON) when a page could be decoded only in part: records past the
@@ -40,6 +44,10 @@ def recent(pump, cutoff, since_id=None):
                 return records, page + 1, "since-id", problems
             when = rec.get("timestamp")
             if when and datetime.datetime.fromisoformat(when) < cutoff:
+                if "valid_date" in rec:
+                    # a day's record (daily totals) is dated midnight of the day it sums up but
+                    # written after it: newer timed records can follow on older pages
+                    continue
                 return records, page + 1, "cutoff", problems
             records.append(rec)
         if last is None:

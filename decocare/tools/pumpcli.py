@@ -5,11 +5,12 @@ import argparse
 import base64
 import contextlib
 import json
+import logging
 import os
 import sys
 
 from .. import cgm, cli, history
-from ..commands import Pump
+from ..commands import Pump, decode as decode_reply
 from ..errors import EXIT_PARTIAL
 from ..link import Link
 from ..session import Session
@@ -35,8 +36,12 @@ def parser(prog, description):
 
 
 def parse(p, argv):
+    """Parsed args; without -v only the final error line reaches stderr (the session's retry
+    warnings are shown with -v, along with every USB operation)."""
     args = p.parse_args(argv)
     cli.setup_logging(args.verbose)
+    if not args.verbose:
+        logging.getLogger("decocare").setLevel(logging.ERROR)
     cli.require_serial(args, p)
     return args
 
@@ -47,9 +52,10 @@ def open_pump(args):
     with Link(args.port or cli.find_port()) as link:
         stick = Stick(link)
         stick.open()
-        pump = Pump(Session(stick, args.serial), model=args.model)
-        pump.ensure_awake(args.rf_minutes)
-        yield pump
+        session = Session(stick, args.serial)
+        pump = Pump(session, model=args.model)
+        reply = pump.ensure_awake(args.rf_minutes)     # the probe is ReadPumpModel: keep its answer
+        yield pump if args.model else Pump(session, model=decode_reply("ReadPumpModel", reply, None))
 
 
 def dump(value):

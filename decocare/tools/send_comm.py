@@ -12,7 +12,7 @@ read on a 508 and Bolus on later pumps); an opcode decocare does not know is ref
 since it could be a dosing command.
 """
 from .. import commands
-from ..errors import BadInput, CRCError, DecocareError, Refused
+from ..errors import BadInput, CRCError, DecocareError, Refused, Unsupported
 from ..lib import page_crc_ok
 from . import pumpcli
 
@@ -64,7 +64,14 @@ def main(argv=None):
     values = {"page": args.page} if args.page is not None else {}
     with pumpcli.open_pump(args) as pump:
         model = pump.model
-        row = commands.resolve(args.command, model) if opcode is None else commands.for_opcode(opcode, model)
+        if opcode is None:
+            row = commands.resolve(args.command, model)
+        else:
+            try:
+                row = commands.for_opcode(opcode, model)
+            except Unsupported as exc:
+                raise Unsupported("%s; an unknown command could change delivery, so it is not sent"
+                                  % exc) from None
         _refuse_write(row)
         if raw_params is None:
             params = commands.encode(row, model, values)
