@@ -193,7 +193,8 @@ def explain(logs, port=None, serial=None, results=None, emulated=False, window=N
     add("reservoir", "%s U" % reservoir if reservoir else "unknown")
     status = _items(found.get("ReadPumpStatus", []))
     if status:
-        add("status", ", ".join("%s %s" % kv for kv in status.items() if kv[0] != "status_code"))
+        add("status", ", ".join([status.get("status", "?")] + [
+            key.upper() if status.get(key) == "True" else "not " + key for key in ("bolusing", "suspended")]))
     temp = _items(found.get("ReadBasalTemp", []))
     if temp:
         add("temp basal", "none running" if temp.get("duration") == "0" else

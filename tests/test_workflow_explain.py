@@ -40,6 +40,12 @@ VER 2.4A1.1
 ## ReadRemainingInsulin
 150.5
 
+## ReadPumpStatus
+- status: normal
+- status_code: 3
+- bolusing: %s
+- suspended: False
+
 ## ReadBasalTemp
 - temp: absolute
 - rate: 0.0
@@ -53,13 +59,14 @@ def page(valid=True):
     return body + crc.to_bytes(2, "big")
 
 
-def write_run(logs, pump_id="208850", clock="2024-05-01T12:00:00", naks=0, pages=(True,) * 3, glucose=()):
+def write_run(logs, pump_id="208850", clock="2024-05-01T12:00:00", naks=0, pages=(True,) * 3, glucose=(),
+              bolusing=False):
     logs.mkdir(exist_ok=True)
     (logs / "baseline.stick.log").write_text(STICK % (180, 0))
     (logs / "stick.log").write_text(STICK % (190, 0))
     (logs / "postmortem.stick.log").write_text(STICK % (185, naks))
     (logs / "session.log").write_text("INFO:decocare.session:x\nmodel: 523\n")
-    (logs / "commands.log").write_text(COMMANDS % (pump_id, clock))
+    (logs / "commands.log").write_text(COMMANDS % (pump_id, clock, bolusing))
     for n, ok in enumerate(pages):
         (logs / ("ReadHistoryData-page-%d.data" % n)).write_bytes(page(ok))
     for n, ok in enumerate(glucose):
@@ -82,6 +89,7 @@ def test_a_clean_run(tmp_path):
     assert "before 180, pump awake 190, after 185" in text
     assert "model 523, serial 208850, firmware VER 2.4A1.1" in text
     assert "no drift measurable" in text
+    assert "normal, not bolusing, not suspended" in text
     assert "normal, 1.45 V" in text and "150.5 U" in text and "none running" in text
     assert "3 (0-2), every CRC valid" in text
     assert "glucose pages" not in text
@@ -90,12 +98,13 @@ def test_a_clean_run(tmp_path):
 
 def test_bad_pages_wrong_serial_drift_counters_and_failures(tmp_path):
     logs = write_run(tmp_path / "logs", pump_id="123456", clock="2024-05-01T12:05:00", naks=2,
-                     pages=(True, False, True, False, False), glucose=(True, True))
+                     pages=(True, False, True, False, False), glucose=(True, True), bolusing=True)
     (logs / "download.log").write_text("INFO:decocare.link:...\ndecocare.download: no response from the pump\n")
     start = epoch("2024-05-01T12:00:00")
     results = dict(ALL_OK, download=5)
     text = explain.explain(str(logs), "/dev/ttyUSB0", "208850", results, window=(start, start + 2))
     assert "the pump says 123456!" in text
+    assert "normal, BOLUSING, not suspended" in text
     assert "AHEAD by 297 to 301 s" in text
     assert "radio naks=2" in text
     assert "5 (0-4), CRC FAILED on 1, 3-4" in text
