@@ -210,11 +210,13 @@ def newest_first(chain):
     """Top-level records in page order (oldest first; several pages: oldest page first) ->
     newest first by timestamp, stable for equal times.
 
-    Across a ChangeTime/NewTimeSet pair the older records are sorted as if shifted by
-    (new - old) clock (spec §5), so a clock set back does not list old records as newest; the
-    timestamps themselves are not changed. The pair stays adjacent.
+    Across a ChangeTime/NewTimeSet pair, records of the old clock are sorted as if shifted by
+    (new - old) (spec §5), so a clock set back does not list old records as newest; their
+    timestamps are not changed. The old clock's records are those before the pair whose time
+    is not after the ChangeTime: a later time means an earlier clock (e.g. before a battery
+    reset to 2005), where the older shift applies again. The pair itself stays adjacent.
     """
-    shift = datetime.timedelta(0)
+    shifts = [(datetime.timedelta(0), datetime.datetime.max)]   # (shift, latest time in that clock)
     keyed = []
     for i in range(len(chain) - 1, -1, -1):
         rec = chain[i]
@@ -222,11 +224,13 @@ def newest_first(chain):
         if when is None:
             keyed.append(((0, datetime.datetime.min), rec))
             continue
-        keyed.append(((1, when + shift), rec))
+        while when > shifts[-1][1]:
+            shifts.pop()
+        keyed.append(((1, when + shifts[-1][0]), rec))
         if rec["_type"] == "NewTimeSet" and i and chain[i - 1]["_type"] == "ChangeTime":
             before = _iso(chain[i - 1].get("timestamp"))
             if before is not None:
-                shift += when - before
+                shifts.append((shifts[-1][0] + when - before, before))
     keyed.sort(key=lambda kr: kr[0], reverse=True)
     return [rec for _, rec in keyed]
 
