@@ -287,6 +287,9 @@ def encode_record(name, model, timestamp=None, **fields):
         else:
             raise BadInput("%s records carry no date" % name)
     values = fields.get("data") if isinstance(fields.get("data"), dict) else fields
+    if "_head" in fields:   # raw bytes given: rewrite only the fields that differ from them
+        now = rtype.codec.decode(R.Rec(buf, lay.head, lay.date_len, model))
+        values = {k: v for k, v in values.items() if k not in now or now[k] != v}
     rtype.codec.encode(buf, values, lay, model)
     return bytes(buf)
 

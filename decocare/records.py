@@ -228,8 +228,9 @@ def _basal_profile():
             start = e["offset"] // 1800000
             _put(buf, at + 3 * i, start)
             _put(buf, at + 3 * i + 1, _scaled(e["rate"], 40), 2, "little")
-        if len(entries) < 48:
-            buf[at + 3 * len(entries):at + 3 * len(entries) + 3] = b"\0\0\0"
+        end = at + 3 * len(entries)
+        if len(entries) < 48 and buf[end] != 0x3F:     # keep an existing 0x3F terminator
+            buf[end:end + 3] = b"\0\0\0"
     return Codec(("profile",), dec, enc,
                  "profile = up to 48 entries [start half-hours, rate LE16 x0.025 U/h], ending at "
                  "start 0x3F or 00 00 00; offset in ms from midnight like decocare")
@@ -286,18 +287,18 @@ def _temp_basal():
 
     def enc(buf, f, lay, m):
         at = lay.body_at
-        if f.get("temp", "absolute") == "percent":
-            buf[at] = (buf[at] & 0xF0) | 0x08
-            if "rate" in f:
-                _put(buf, 1, f["rate"])
+        if "temp" in f:
+            buf[at] = (buf[at] & 0xF0) | (0x08 if f["temp"] == "percent" else 0)
+        if "rate" not in f:
+            return
+        if buf[at] & 0x08:
+            _put(buf, 1, f["rate"])
         else:
-            buf[at] &= 0xF0
-            if "rate" in f:
-                v = _scaled(f["rate"], 40)
-                if v >= 1 << 11:
-                    raise BadInput("temp basal rate %r too large" % f["rate"])
-                buf[1] = v & 0xFF
-                buf[at] |= v >> 8
+            v = _scaled(f["rate"], 40)
+            if v >= 1 << 11:
+                raise BadInput("temp basal rate %r too large" % f["rate"])
+            buf[1] = v & 0xFF
+            buf[at] = (buf[at] & 0xF8) | (v >> 8)
     return Codec(("temp", "rate"), dec, enc,
                  "body[0] bit 3: percent (rate = b1 %) else absolute "
                  "(rate = ((body[0]&7)<<8 | b1) x0.025 U/h)")
@@ -350,18 +351,18 @@ def _meal():
 
     def enc(buf, f, lay, m):
         at = lay.body_at
-        if f.get("units", "grams") == "exchanges":
-            buf[at + 1] = (buf[at + 1] & 0xFC) | 2
-            if "carb_input" in f:
-                _put(buf, at, _scaled(f["carb_input"], 10))
+        if "units" in f:
+            buf[at + 1] = (buf[at + 1] & 0xFC) | (2 if f["units"] == "exchanges" else 1)
+        if "carb_input" not in f:
+            return
+        if buf[at + 1] & 2:
+            _put(buf, at, _scaled(f["carb_input"], 10))
         else:
-            buf[at + 1] = (buf[at + 1] & 0xFC) | 1
-            if "carb_input" in f:
-                v = int(f["carb_input"])
-                if not 0 <= v < 512:
-                    raise BadInput("carb_input %r out of 0..511 g" % v)
-                buf[at] = v & 0xFF
-                buf[1] = (buf[1] & 0xFE) | (v >> 8)
+            v = int(f["carb_input"])
+            if not 0 <= v < 512:
+                raise BadInput("carb_input %r out of 0..511 g" % v)
+            buf[at] = v & 0xFF
+            buf[1] = (buf[1] & 0xFE) | (v >> 8)
     return Codec(("carb_input", "units"), dec, enc,
                  "grams = (b1&1)<<8 | body[0]; exchanges (body[1] bit 1) = body[0]/10 (MinimedKit)")
 

@@ -173,7 +173,7 @@ def list_opcodes_main(argv=None):
     _model_arg(parser)
     args = parser.parse_args(argv)
     model = history.as_model(args.model) if args.model else None
-    print(records.table_markdown(model))
+    sys.stdout.write(records.table_markdown(model))
     return 0
 
 
