@@ -78,7 +78,7 @@ if [ -n "$udev" ]; then
   act install -m 0644 "$src" "$UDEV_DIR/$RULE" || fail "could not copy $src to $UDEV_DIR"
   act udevadm control --reload-rules || fail "udevadm could not reload the rules (is udev running?)"
   act udevadm trigger --attr-match=idVendor=$VENDOR
-  say "udev rule installed: $UDEV_DIR/$RULE (the port will be /dev/ttyUSB.Carelink* and group dialout;"
+  say "udev rule ${dry:+would be }installed: $UDEV_DIR/$RULE (the port will be /dev/ttyUSB.Carelink* and group dialout;"
   say "add yourself to dialout once: sudo usermod -aG dialout \$USER, then log in again)"
 fi
 

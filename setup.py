@@ -6,21 +6,29 @@ same tools as thin scripts for running from a checkout.  The udev rule ships as 
 """
 from setuptools import setup, find_packages
 
-# name on PATH -> function.  The write tools (mm-temp-basals.py, mm-bolus.py, mm-set-suspend.py,
-# mm-set-rtc.py, mm-press-key.py) will join this list when they exist; none is installed yet.
+# name on PATH -> function; bin/ holds the same tools as scripts.  The read tools are ours; the
+# write tools (decocare.dosing, docs/dosing.md) and the others whose main(argv) lives elsewhere
+# are wrapped by decocare.tools.entry.
 TOOLS = {
     "mm-send-comm.py": "decocare.tools.send_comm:cli",
     "mm-latest.py": "decocare.tools.latest:cli",
     "mm-pages.py": "decocare.tools.pages:cli_pages",
     "mm-history.py": "decocare.tools.pages:cli_history",
     "mm-glucose.py": "decocare.tools.pages:cli_glucose",
+    "mm-temp-basals.py": "decocare.tools.entry:mm_temp_basals",
+    "mm-bolus.py": "decocare.tools.entry:mm_bolus",
+    "mm-set-suspend.py": "decocare.tools.entry:mm_set_suspend",
+    "mm-set-rtc.py": "decocare.tools.entry:mm_set_rtc",
+    "mm-press-key.py": "decocare.tools.entry:mm_press_key",
+    "mm-select-profile.py": "decocare.tools.entry:mm_select_profile",
+    "mm-decode-history-page.py": "decocare.tools.entry:mm_decode_history_page",
+    "decocare-emulator": "decocare.tools.entry:decocare_emulator",
 }
 
 setup(
     name="decocare",
     version="0.1.0",
     description="Audit and command Medtronic MiniMed Paradigm pumps through the CareLink USB stick",
-    license="MIT",
     packages=find_packages(exclude=["tests", "tests.*"]),
     package_data={"decocare": ["etc/*.rules"]},
     python_requires=">=3.9",
