@@ -32,13 +32,17 @@ STICK_NAK_RETRIES = 2     # a stick NAK (01 66 xx) of a stick-level command: ret
 
 
 class Stick:
-    """The stick on a ``Link``.  Timing knobs in seconds; ``clock``/``sleep`` are injectable so
-    tests can run scripted stick behaviour on a virtual clock."""
+    """The stick on a ``Link``.  Timing knobs in seconds: ``poll_interval`` between ReadStatus
+    polls while waiting for a reply, ``chunk_interval`` after each chunk of a multi-frame reply
+    (frames arrive every ~145 ms, so polling faster only adds empty polls), ``answer_wait``
+    how long one USB answer may be late.  ``clock``/``sleep`` are injectable so tests can run
+    scripted stick behaviour on a virtual clock."""
 
-    def __init__(self, link, poll_interval=0.05, answer_wait=5.0, clock=time.monotonic,
-                 sleep=time.sleep):
+    def __init__(self, link, poll_interval=0.05, chunk_interval=0.15, answer_wait=5.0,
+                 clock=time.monotonic, sleep=time.sleep):
         self.link = link
         self.poll_interval = poll_interval
+        self.chunk_interval = chunk_interval
         self.answer_wait = answer_wait
         self.clock = clock
         self.sleep = sleep
@@ -192,7 +196,8 @@ class Stick:
                 if reply.eod or reply.kind != frames.KIND_CHUNK:
                     return _reply(chunks)
                 deadline = self.clock() + stall_wait
-                continue                    # more may be buffered already: ask at once
+                self.sleep(self.chunk_interval)     # the next frame is ~145 ms away (§4.6)
+                continue
             if self.clock() >= deadline:
                 got = sum(c.length for c in chunks)
                 if chunks:
