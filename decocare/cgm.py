@@ -38,10 +38,12 @@ _TYPES = {
     0x0E: ("CalBGForGH", 6, "abs"),
     0x0F: ("SensorCalFactor", 7, "abs"),
     0x10: ("10-Something", 8, "abs"),
+    0x11: ("Could Not Decode", 1, None),   # meaning unknown; 1 byte in decocare, ecc1, MinimedKit
+    0x12: ("Could Not Decode", 1, None),
     0x13: ("19-Something", 1, None),
 }
 GLUCOSE = "GlucoseSensorData"   # every opcode >= 0x14: sgv = 2 x byte
-_BY_NAME = {v[0]: k for k, v in _TYPES.items()}
+_BY_NAME = {v[0]: k for k, v in _TYPES.items() if k not in (0x11, 0x12)}
 _SUBTYPES = {0x08: ("timestamp_type", ("last_rf", "page_end", "gap", "unknown")),
              0x0B: ("status_type", ("off", "on", "lost", "unknown")),
              0x0D: ("sync_type", ("find", "new", "old", "find"))}
