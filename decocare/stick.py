@@ -184,6 +184,7 @@ class Stick:
         longest gap between chunks.  Kind 5 (RF timeout) is returned, not raised."""
         chunks = []
         deadline = self.clock() + first_wait
+        just_read = False
         while True:
             status = self.read_status(wait=max(self.answer_wait, first_wait) if not chunks else None)
             size = frames.ready_size(status)
@@ -196,14 +197,16 @@ class Stick:
                 if reply.eod or reply.kind != frames.KIND_CHUNK:
                     return _reply(chunks)
                 deadline = self.clock() + stall_wait
-                self.sleep(self.chunk_interval)     # the next frame is ~145 ms away (§4.6)
+                just_read = True            # ask once more at once: more may be buffered
                 continue
             if self.clock() >= deadline:
                 got = sum(c.length for c in chunks)
                 if chunks:
                     raise NoResponse("the pump stopped sending after %d bytes (no end of data)" % got)
                 raise NoResponse("no reply from the pump within %.1f s" % first_wait)
-            self.sleep(self.poll_interval)
+            # right after a chunk the next frame is ~145 ms away (§4.6): no point polling sooner
+            self.sleep(self.chunk_interval if just_read else self.poll_interval)
+            just_read = False
 
     def finish(self, wait=3.0):
         """After a failed read: let an abandoned multi-frame transfer run out (discarding what
