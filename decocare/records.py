@@ -78,6 +78,14 @@ def _scaled(value, scale):
     return count
 
 
+def _ranged(value, limit, what, low=0):
+    """``value`` as an int in low..limit-1, else BadInput: never store a truncated value."""
+    value = int(value)
+    if not low <= value < limit:
+        raise BadInput("%s %r out of range %d..%d" % (what, value, low, limit - 1))
+    return value
+
+
 def _be(b):
     return int.from_bytes(bytes(b), "big")
 
@@ -242,9 +250,7 @@ def _cal_bg():
 
     def enc(buf, f, lay, m):
         if "amount" in f:
-            v = int(f["amount"])
-            if not 0 <= v < 1024:
-                raise BadInput("CalBGForPH amount %r out of 0..1023" % v)
+            v = _ranged(f["amount"], 1024, "CalBGForPH amount")
             buf[1] = v & 0xFF
             buf[4] = (buf[4] & 0x7F) | ((v >> 2) & 0x80)
             buf[6] = (buf[6] & 0x7F) | ((v >> 1) & 0x80)
@@ -269,9 +275,7 @@ def _sensor_alarm():
         if "alarm_type" in f:
             _put(buf, 1, f["alarm_type"])
         if "amount" in f:
-            v = int(f["amount"])
-            if not 0 <= v < 512:
-                raise BadInput("AlarmSensor amount %r out of 0..511" % v)
+            v = _ranged(f["amount"], 512, "AlarmSensor amount")
             buf[2] = v & 0xFF
             buf[7] = (buf[7] & 0x7F) | ((v >> 1) & 0x80)
     return Codec(("alarm_type", "alarm_description", "amount"), dec, enc,
@@ -294,9 +298,7 @@ def _temp_basal():
         if buf[at] & 0x08:
             _put(buf, 1, f["rate"])
         else:
-            v = _scaled(f["rate"], 40)
-            if v >= 1 << 11:
-                raise BadInput("temp basal rate %r too large" % f["rate"])
+            v = _ranged(_scaled(f["rate"], 40), 1 << 11, "temp basal rate")
             buf[1] = v & 0xFF
             buf[at] = (buf[at] & 0xF8) | (v >> 8)
     return Codec(("temp", "rate"), dec, enc,
@@ -310,9 +312,7 @@ def _bg_received():
 
     def enc(buf, f, lay, m):
         if "amount" in f:
-            v = int(f["amount"])
-            if not 0 <= v < 2048:
-                raise BadInput("BGReceived amount %r out of 0..2047" % v)
+            v = _ranged(f["amount"], 2048, "BGReceived amount")
             buf[1] = v >> 3
             buf[4] = (buf[4] & 0x1F) | ((v & 7) << 5)
         if "link" in f:
@@ -358,9 +358,7 @@ def _meal():
         if buf[at + 1] & 2:
             _put(buf, at, _scaled(f["carb_input"], 10))
         else:
-            v = int(f["carb_input"])
-            if not 0 <= v < 512:
-                raise BadInput("carb_input %r out of 0..511 g" % v)
+            v = _ranged(f["carb_input"], 512, "carb_input")
             buf[at] = v & 0xFF
             buf[1] = (buf[1] & 0xFE) | (v >> 8)
     return Codec(("carb_input", "units"), dec, enc,
@@ -373,9 +371,7 @@ def _insulin_marker():
 
     def enc(buf, f, lay, m):
         if "amount" in f:
-            v = _scaled(f["amount"], 10)
-            if not 0 <= v < 1024:
-                raise BadInput("insulin marker amount %r out of range" % f["amount"])
+            v = _ranged(_scaled(f["amount"], 10), 1024, "insulin marker amount")
             buf[1] = v & 0xFF
             buf[4] = (buf[4] & 0x9F) | ((v >> 3) & 0x60)
     return Codec(("amount",), dec, enc, "amount = ((t2&0x60)<<3 | b1) x0.1 U")
@@ -419,15 +415,11 @@ def _wizard(fixed_kind=None):
         def g(key):
             return _scaled(f[key], 10) if mmol else int(f[key])
         if "bg" in f:
-            v = g("bg")
-            if not 0 <= v < 1024:
-                raise BadInput("wizard bg %r out of range" % f["bg"])
+            v = _ranged(g("bg"), 1024, "wizard bg")
             buf[1] = v & 0xFF
             buf[at + 1] = (buf[at + 1] & 0xFC) | (v >> 8)
         if "carb_input" in f:
-            v = int(f["carb_input"])
-            if not 0 <= v < 1024:
-                raise BadInput("carb_input %r out of 0..1023" % v)
+            v = _ranged(f["carb_input"], 1024, "carb_input")
             buf[at] = v & 0xFF
             buf[at + 1] = (buf[at + 1] & 0xF3) | ((v >> 6) & 0x0C)
         if kind == "x23":
@@ -455,18 +447,14 @@ def _wizard22_enc(buf, at, f, g, kind):
         if key in f:
             _put(buf, at + pos, _scaled(f[key], 10))
     if "correction_estimate" in f:
-        v = _scaled(f["correction_estimate"], 10)
-        if not -2048 <= v < 2048:
-            raise BadInput("correction_estimate %r out of range" % f["correction_estimate"])
+        v = _ranged(_scaled(f["correction_estimate"], 10), 2048, "correction_estimate", low=-2048)
         buf[at + 5] = v & 0xFF
         buf[at + 7] = (buf[at + 7] & 0x0F) | ((v >> 4) & 0xF0)
 
 
 def _wizard23_enc(buf, at, f, g):
     if "carb_ratio" in f:
-        v = _scaled(f["carb_ratio"], 10)
-        if not 0 <= v < 2048:
-            raise BadInput("carb_ratio %r out of range" % f["carb_ratio"])
+        v = _ranged(_scaled(f["carb_ratio"], 10), 2048, "carb_ratio")
         buf[at + 2] = (buf[at + 2] & 0xF8) | (v >> 8)
         buf[at + 3] = v & 0xFF
     for key, pos in (("sensitivity", 4), ("bg_target_low", 5), ("bg_target_high", 14)):
@@ -476,9 +464,7 @@ def _wizard23_enc(buf, at, f, g):
         if key in f:
             _put(buf, at + pos, _scaled(f[key], 40), 2)
     if "correction_estimate" in f:
-        v = _scaled(f["correction_estimate"], 40)
-        if not -1024 <= v < 1024:
-            raise BadInput("correction_estimate %r out of range" % f["correction_estimate"])
+        v = _ranged(_scaled(f["correction_estimate"], 40), 1024, "correction_estimate", low=-1024)
         buf[at + 6] = v & 0xFF
         buf[at + 9] = (buf[at + 9] & 0xC7) | ((v >> 5) & 0x38)
 
@@ -493,14 +479,10 @@ def _unabsorbed():
     def enc(buf, f, lay, m):
         for n, e in enumerate(f.get("data", ())):
             i = 2 + 3 * n
-            amount = _scaled(e["amount"], 40)
-            if not 0 <= amount < 1024:
-                raise BadInput("unabsorbed insulin amount %r out of range" % e["amount"])
+            amount = _ranged(_scaled(e["amount"], 40), 1024, "unabsorbed insulin amount")
             buf[i] = amount & 0xFF
             buf[i + 2] = (buf[i + 2] & 0xFC) | (amount >> 8)
-            age = int(e["age"])
-            if not 0 <= age < 1024:
-                raise BadInput("unabsorbed insulin age %r out of 0..1023 min" % age)
+            age = _ranged(e["age"], 1024, "unabsorbed insulin age")
             buf[i + 1] = age & 0xFF
             buf[i + 2] = (buf[i + 2] & 0xCF) | ((age >> 4) & 0x30)
     return Codec(("data",), dec, enc,
@@ -589,9 +571,7 @@ def _wizard_setup():
             if key in f:
                 put_config(buf, at + n * csize, f[key], m)
                 if "InsulinActionHours" in f[key]:
-                    h = int(f[key]["InsulinActionHours"])
-                    if not 0 <= h < 16:
-                        raise BadInput("InsulinActionHours %r out of 0..15" % h)
+                    h = _ranged(f[key]["InsulinActionHours"], 16, "InsulinActionHours")
                     hours = (hours & 0xF0) | h if n == 0 else (hours & 0x0F) | (h << 4)
         buf[at + 2 * csize] = hours
     return Codec(("stale", "changed"), dec, enc,
