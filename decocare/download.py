@@ -14,9 +14,8 @@ import time
 
 from . import cli, commands
 from .errors import EXIT_OK, CommError, Refused
+from . import session as session_cli
 from .link import Link
-from .session import Session
-from .stick import Stick
 
 END_CODES = (0x0D, 0x08)      # "no such page" / "refused": the history ends before this page
 GIVE_UP_AFTER = 3             # consecutive pages lost: the pump has gone away, stop asking
@@ -90,34 +89,22 @@ def main(argv=None):
         description="Save every history page of the pump as DIR/ReadHistoryData-page-N.data "
                     "(CRC16-checked; progress on stderr).  Pages that cannot be read intact are "
                     "reported, never saved, and make the exit status non-zero.")
-    parser.add_argument("port_arg", nargs="?", metavar="PORT", help="serial port or URL (same as --port)")
-    parser.add_argument("serial_arg", nargs="?", metavar="SERIAL", type=cli.serial_arg,
-                        help="pump serial number, six digits (same as --serial)")
     parser.add_argument("--out", default="logs", metavar="DIR", help="where to write the pages (default logs/)")
     parser.add_argument("--glucose", action="store_true",
                         help="download the CGM glucose pages instead (ReadGlucoseHistory-page-N.data; x22+)")
-    parser.add_argument("--model", help="the pump model, when known (skips reading it)")
+    parser.add_argument("--model", help="the pump model (needed with --no-wake; otherwise the "
+                                        "wake-up probe, ReadPumpModel, tells it)")
     parser.add_argument("--no-wake", action="store_true",
                         help="do not probe/wake the pump first (e.g. replaying a recorded download)")
-    parser.add_argument("--minutes", type=int, default=10,
-                        help="keep the pump radio on this many minutes when waking it (default 10)")
-    cli.add_port_options(parser)
-    args = parser.parse_args(argv)
-    cli.setup_logging(args.verbose)
-    serial = args.serial_arg or args.serial
-    if not serial:
-        parser.error("SERIAL is required (the six digits on the back of the pump)")
+    args = session_cli.parse(session_cli.add_arguments(parser), argv)
     if args.model:
         commands.Pump(None, model=args.model)          # BadInput for an unknown model, before the port
-    with Link(args.port_arg or args.port or cli.find_port()) as link:
-        stick = Stick(link)
-        stick.open()
-        session = Session(stick, serial)
+    with Link(args.port or cli.find_port()) as link:
+        session = session_cli.open_session(link, args.serial)
         model = args.model
         if not args.no_wake:
-            data = session.wake(commands.by_name("ReadPumpModel"), commands.by_name("PowerControl"),
-                                args.minutes)
-            model = model or commands.decode("ReadPumpModel", data, None)
+            probed = session_cli.wake(session, args.minutes)
+            model = model or probed
         saved, failed = download(commands.Pump(session, model=model), args.out, args.glucose)
     if failed:
         print("%d page%s could not be read intact: %s" % (len(failed), "s" * (len(failed) > 1),

@@ -126,30 +126,49 @@ def _nak_text(code):
     return ": " + _NAK_CODES[code] if code in _NAK_CODES else ""
 
 
-def main(argv=None):
-    from . import commands
-    parser = argparse.ArgumentParser(
-        prog="python -m decocare.session",
-        description="Open a session with the pump: wake it only if it is not listening "
-                    "(PowerControl takes ~17 s), then print its model.")
+def add_arguments(parser):
+    """``PORT SERIAL`` positionals (or --port/--serial), --minutes, -v: what every pump tool takes."""
     parser.add_argument("port_arg", nargs="?", metavar="PORT", help="serial port or URL (same as --port)")
     parser.add_argument("serial_arg", nargs="?", metavar="SERIAL", type=cli.serial_arg,
                         help="pump serial number, six digits (same as --serial)")
     parser.add_argument("--minutes", type=int, default=10,
                         help="keep the pump radio on this many minutes when waking it (default 10)")
     cli.add_port_options(parser)
+    return parser
+
+
+def parse(parser, argv):
+    """Parsed args with ``.port`` and ``.serial`` resolved (usage error when no serial)."""
     args = parser.parse_args(argv)
     cli.setup_logging(args.verbose)
-    serial = args.serial_arg or args.serial
-    if not serial:
+    args.serial = args.serial_arg or args.serial
+    if not args.serial:
         parser.error("SERIAL is required (the six digits on the back of the pump)")
-    with Link(args.port_arg or args.port or cli.find_port()) as link:
-        stick = Stick(link)
-        stick.open()
-        session = Session(stick, serial)
-        data = session.wake(commands.by_name("ReadPumpModel"), commands.by_name("PowerControl"),
-                            args.minutes)
-        print("model: %s" % commands.decode("ReadPumpModel", data, None))
+    args.port = args.port_arg or args.port
+    return args
+
+
+def open_session(link, serial):
+    """A Session on a freshly opened (drained, checked) stick."""
+    stick = Stick(link)
+    stick.open()
+    return Session(stick, serial)
+
+
+def wake(session, minutes):
+    """Probe with ReadPumpModel, waking the pump only if needed; returns the model number."""
+    from . import commands
+    data = session.wake(commands.by_name("ReadPumpModel"), commands.by_name("PowerControl"), minutes)
+    return commands.decode("ReadPumpModel", data, None)
+
+
+def main(argv=None):
+    args = parse(add_arguments(argparse.ArgumentParser(
+        prog="python -m decocare.session",
+        description="Open a session with the pump: wake it only if it is not listening "
+                    "(PowerControl takes ~17 s), then print its model.")), argv)
+    with Link(args.port or cli.find_port()) as link:
+        print("model: %s" % wake(open_session(link, args.serial), args.minutes))
     return 0
 
 

@@ -110,3 +110,10 @@ def test_read_recovers_from_each_fault(fault):
         emu.force(fault)
         assert pump.history_page(0) == emu.pump.history.pages[0]
         assert emu.fault_counts[fault] == 1
+
+
+def test_download_wakes_a_sleeping_pump_even_when_the_model_is_given(tmp_path):
+    with Emulator(model="515", serial="208850", faults="asleep", seed=4) as emu:
+        assert download.main([emu.url, "208850", "--model", "515", "--out", str(tmp_path)]) == 0
+        assert [e["op"] for e in emu.ledger].count("PowerControl") == 1
+        assert len(list(tmp_path.glob("*.data"))) == len(emu.pump.history.pages)
