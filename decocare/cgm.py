@@ -211,7 +211,8 @@ def _date(items, result):
         if when is not None:
             rec["date"] = when.isoformat()
         rec.update(fields)
-        result.entries.append({"offset": offset, "length": len(payload) + 1, "record": rec})
+        result.entries.append({"offset": offset, "length": len(payload) + 1,
+                               "bytes": bytes(reversed(payload)) + bytes([op]), "record": rec})
     result.entries.reverse()
     result.raw_order = [e["record"] for e in result.entries]
     result.records = sorted((e["record"] for e in reversed(result.entries)),

@@ -42,7 +42,7 @@ class PageResult:
 
     records       decocare-shaped dicts, newest first by timestamp (undated ones in ``appended``)
     raw_order     the same top-level dicts in page order (oldest first, as written)
-    entries       every walked record: dicts {offset, length, record} in page order
+    entries       every walked record: dicts {offset, length, bytes, record} in page order
     unknown       [{offset, hex, reason}] where decoding had to stop
     unaccounted   data bytes (excluding zero padding) not inside a decoded record
     crc_ok        True/False, or None when the data carries no CRC (1022 bytes or truncated)
@@ -168,7 +168,7 @@ def decode_page(data, model, lenient=False):
             result.partial_offset = pos
             break
         rtype, pos, lay, raw = item
-        result.entries.append({"offset": pos, "length": len(raw),
+        result.entries.append({"offset": pos, "length": len(raw), "bytes": raw,
                                "record": decode_record(rtype, lay, raw, model)})
     if truncated and result.partial_offset is None:
         result.partial_offset = len(body)

@@ -782,14 +782,6 @@ BY_NAME = {t.name: t for t in TABLE}
 assert len(BY_OP) == len(TABLE) and len(BY_NAME) == len(TABLE)
 
 
-def record_length(rtype, data, pos, model):
-    """Total length of the record at ``pos`` (None when byte 1 is needed but missing)."""
-    lay = rtype.layout(model)
-    if lay.length == "b1":
-        return data[pos + 1] if pos + 1 < len(data) else None
-    return lay.length
-
-
 def table_markdown(model=None):
     """The record table as markdown: list_opcodes.py prints it, docs/records.md is this text."""
     lines = ["# Pump history record types", "",

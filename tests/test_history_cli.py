@@ -87,6 +87,8 @@ def test_glucose_pages_through_list_history(pages):
     sgv = [(r["sgv"], r["date"]) for r in json.loads(out) if r["name"] == "GlucoseSensorData"]
     assert code == 0 and sgv == [(120, "2016-01-01T10:00:00"), (110, "2016-01-01T09:55:00"),
                                  (100, "2016-01-01T09:50:00")]
+    code, out, _ = run("list_history.py", "--glucose", pages["glucose"])
+    assert code == 0 and "## SensorTimestamp 2016-01-01T10:00:00" in out and '"sgv": 120' in out
 
 
 def test_other_tools(pages):

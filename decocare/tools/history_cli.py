@@ -105,16 +105,11 @@ def list_history_main(argv=None):
 def markdown(path, result, page_order=False):
     """decocare analysis-file look: a heading per record, its bytes, its decoded fields."""
     lines = ["# %s" % path, "", _page_line(result), ""]
-    if hasattr(result, "entries"):
-        by_id = {id(e["record"]): e for e in result.entries}
-        for rec in _ordered(result, page_order):
-            for one in [rec] + rec.get("appended", []):
-                entry = by_id[id(one)]
-                lines += _md_record(one, entry["offset"], bytes.fromhex(
-                    one["_head"] + one["_date"] + one["_body"]))
-    else:
-        for rec in _ordered(result, page_order):
-            lines += _md_record(rec, rec.get("_tell"), bytes.fromhex(rec.get("raw", "")))
+    by_id = {id(e["record"]): e for e in result.entries}
+    for rec in _ordered(result, page_order):
+        for one in [rec] + rec.get("appended", []):
+            entry = by_id[id(one)]
+            lines += _md_record(one, entry["offset"], entry["bytes"])
     for u in result.unknown:
         lines += ["## UNKNOWN at offset %d (0x%03x): %s" % (u["offset"], u["offset"], u["reason"]),
                   "", "```", hexdump(bytes.fromhex(u["hex"])), "```", ""]
@@ -122,11 +117,10 @@ def markdown(path, result, page_order=False):
 
 
 def _md_record(rec, offset, raw):
-    title = rec.get("_description") or "%s %s" % (rec.get("name"), rec.get("date"))
+    title = rec.get("_description") or "%s %s" % (rec["name"], rec.get("date", "(no date)"))
     fields = {k: v for k, v in rec.items()
               if k not in ("_description", "_head", "_date", "_body", "appended", "raw")}
-    return ["## %s" % title, "", "offset %s" % ("%d (0x%03x)" % (offset, offset)
-                                                  if offset is not None else "?"),
+    return ["## %s" % title, "", "offset %d (0x%03x)" % (offset, offset),
             "", "```", hexdump(raw), "```", "", "```json", json.dumps(fields, indent=2), "```", ""]
 
 
@@ -134,11 +128,7 @@ def _page_line(result):
     crc = {True: "CRC ok", False: "CRC FAILED", None: "no CRC"}[result.crc_ok]
     state = "complete" if result.complete else "PARTIAL (%s)" % result.problem()
     return "%d records, %d unknown, %d unaccounted bytes, %s, %s" % (
-        _count(result), len(result.unknown), result.unaccounted, crc, state)
-
-
-def _count(result):
-    return len(result.entries) if hasattr(result, "entries") else len(result.records)
+        len(result.entries), len(result.unknown), result.unaccounted, crc, state)
 
 
 def _summary(args):
@@ -156,7 +146,7 @@ def _summary(args):
             totals[2] += len(data)
             continue
         print("%s: %s" % (path, _page_line(result)))
-        totals[0] += _count(result)
+        totals[0] += len(result.entries)
         totals[1] += len(result.unknown)
         totals[2] += result.unaccounted
         totals[3] += bool(result.complete)
