@@ -402,9 +402,7 @@ def resolve(name, model):
     """The row that carries command ``name`` on ``model`` (``ReadSettings`` is 0x91 on an x12);
     Unsupported when the model lacks it."""
     model = _as_model(model)
-    rows = [row for row in COMMANDS if row.name == name or row.variant_of == name]
-    if not rows:
-        by_name(name)
+    rows = [row for row in COMMANDS if row.name == name or row.variant_of == name] or [by_name(name)]
     for row in rows:
         if model in row.models:
             return row
