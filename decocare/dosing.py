@@ -135,6 +135,7 @@ class Writer:
     def __init__(self, pump, dry_run=False):
         self.pump = pump
         self.dry_run = dry_run
+        self.sent = False              # a write has left (whatever happens next)
         self._model = None
         self._settings = None
 
@@ -198,7 +199,7 @@ class Writer:
         if self.dry_run:
             result.finish(DRY_RUN)
             return False
-        result.sent = True
+        result.sent = self.sent = True
         try:
             self.pump.session.execute(row, bytes(params))
             result.received = True
@@ -524,15 +525,17 @@ uncertain (7) = sent once, outcome unknown: check the pump; decocare never re-se
 
 
 @contextmanager
-def open_pump(port, serial):
-    """Port -> stick -> session -> pump, waking the pump's radio only if it does not answer."""
+def open_pump(port, serial, stick_options=None, session_options=None):
+    """Port -> stick -> session -> pump, waking the pump's radio only if it does not answer.
+    The options (e.g. ``poll_interval``, ``stall_wait``) let tests match the emulator's fast
+    timing."""
     from .link import Link
     from .session import Session
     from .stick import Stick
     with Link(port or cli.find_port()) as link:
-        stick = Stick(link)
+        stick = Stick(link, **(stick_options or {}))
         stick.open()
-        session = Session(stick, serial)
+        session = Session(stick, serial, **(session_options or {}))
         data = session.wake(commands.by_name("ReadPumpModel"), commands.by_name("PowerControl"))
         yield commands.Pump(session, model=commands.decode("ReadPumpModel", data, None))
 
@@ -541,10 +544,14 @@ def _write(args, parser, act):
     """Open the pump, run ``act(writer) -> Result``, print it; a failure before anything was
     sent is reported as ``refused`` (with --json) and never hidden."""
     serial = cli.require_serial(args, parser)
+    writer = None
     try:
         with open_pump(args.port, serial) as pump:
-            result = act(Writer(pump, dry_run=getattr(args, "dry_run", False)))
-    except (errors.PortError, errors.CommError) as exc:
+            writer = Writer(pump, dry_run=getattr(args, "dry_run", False))
+            result = act(writer)
+    except errors.DecocareError as exc:
+        if writer is not None and writer.sent:
+            raise errors.Uncertain("the write was sent once, then: %s; check the pump" % exc)
         if not args.json:
             raise
         result = Result(parser.prog, {}).finish(REFUSED, "nothing sent: %s" % exc)

@@ -6,6 +6,7 @@ attempts; each write executed at most once; every "delivered" in the ledger with
 values; every "refused" absent from it; every execution not confirmed reported "uncertain".
 """
 import collections
+import contextlib
 import datetime
 import random
 
@@ -16,6 +17,8 @@ from decocare.emulator import Emulator
 
 SERIAL = "208850"
 DOSE_OPS = ("Bolus", "TempBasal", "TempBasalPercent")
+# the emulator's fast timing answers in milliseconds: poll and give up on stalls accordingly
+FAST = dict(stick_options=dict(poll_interval=0.002, chunk_interval=0.002), session_options=dict(stall_wait=0.2))
 FAULTS = ("timeout=0.03,drop_args=0.08,lost_ack=0.08,nak=0.02,corrupt=0.01,stall=0.05,"
           "late_usb=0.0015,seed=%d")
 
@@ -25,8 +28,8 @@ def executed(emu, start, ops=DOSE_OPS):
     return [e for e in emu.ledger[start:] if e["op"] in ops]
 
 
-def attempt(emu, rng):
-    """One tool-like run (open, wake, one write); returns (kind, requested, Result or None)."""
+def attempt(pump, rng):
+    """One loop-like run (wake if needed, one write); returns (kind, requested, Result or None)."""
     if rng.random() < 0.5:
         units = rng.choice([0.1, 0.5, 1.0, 2.0, 2.5, 4.0, 9.9, 10.0, 10.5, 0.05, 0.075, 1.025])
         kind, requested, act = "bolus", {"units": units}, lambda w: w.bolus(units)
@@ -40,10 +43,10 @@ def attempt(emu, rng):
         kind, requested = "percent", {"percent": percent, "duration": duration}
         act = lambda w: w.temp_basal(percent=percent, duration=duration)
     try:
-        with dosing.open_pump(emu.url, SERIAL) as pump:
-            return kind, requested, act(dosing.Writer(pump))
-    except errors.CommError:
-        return kind, requested, None          # the tool exits 5 before sending anything
+        pump.ensure_awake()
+    except errors.DecocareError:
+        return kind, requested, None          # waking failed: a tool would exit before sending
+    return kind, requested, act(dosing.Writer(pump))
 
 
 def matches(entry, kind, requested):
@@ -54,6 +57,38 @@ def matches(entry, kind, requested):
     return entry["percent"] == requested["percent"] and entry["duration"] == requested["duration"]
 
 
+@contextlib.contextmanager
+def opened(emu):
+    """open_pump, tried again while its wake-up read fails (reads only: nothing is sent)."""
+    for _ in range(10):
+        try:
+            context = dosing.open_pump(emu.url, SERIAL, **FAST)
+            pump = context.__enter__()
+        except errors.DecocareError:
+            continue
+        try:
+            yield pump
+        finally:
+            context.__exit__(None, None, None)
+        return
+    raise AssertionError("the emulator never answered the wake-up")
+
+
+def check(emu, start, kind, requested, result, table):
+    """The ledger against what the flow reported for one attempt."""
+    done = executed(emu, start)
+    outcome = result.outcome if result else "not sent"
+    pump_nak = outcome == "refused" and result.sent
+    table[(kind, outcome + (" (NAK)" if pump_nak else ""), len(done))] += 1
+    assert len(done) <= 1, (requested, done)                     # never twice
+    if outcome == "delivered":
+        assert done and matches(done[0], kind, requested), (requested, done, result.as_json())
+    elif done:                                                  # executed, not confirmed
+        assert outcome == "uncertain", (requested, done, result.as_json())
+    if outcome in ("refused", "not sent"):
+        assert not done, (requested, result and result.as_json())
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("model, attempts, seed", [("522", 500, 1), ("523", 500, 2)])
 def test_randomized_writes_under_faults(model, attempts, seed):
@@ -61,26 +96,22 @@ def test_randomized_writes_under_faults(model, attempts, seed):
     table = collections.Counter()
     with Emulator(model, SERIAL, faults=FAULTS % seed, weeks=1) as emu:
         emu.pump.settings.update(max_bolus=10.0, max_basal=2.0)
-        for _ in range(attempts):
-            emu.advance(rng.choice([0, 0, 1, 30, 600]))      # boluses end, RF windows lapse
-            start = len(emu.ledger)
-            kind, requested, result = attempt(emu, rng)
-            done = executed(emu, start)
-            outcome = result.outcome if result else "not sent"
-            table[(kind, outcome, len(done))] += 1
-            assert len(done) <= 1, (requested, done)                 # never twice
-            if outcome == "delivered":
-                assert done and matches(done[0], kind, requested), (requested, done, result.as_json())
-            elif done:                                              # executed, not confirmed
-                assert outcome == "uncertain", (requested, done, result.as_json())
-            if outcome in ("refused", "not sent"):
-                assert not done, (requested, result and result.as_json())
+        # The emulator (x23+) fails to write a second bolus's UnabsorbedInsulinBolus record
+        # ("records carry no date", reported to its owner): no insulin on board avoids it.
+        emu.pump.settings["insulin_action_hours"] = 0
+        for block in range(attempts // 50):     # a fresh port per 50 attempts, as new runs
+            with opened(emu) as pump:
+                for _ in range(50):
+                    emu.advance(rng.choice([0, 0, 1, 30, 600]))      # boluses end, RF lapses
+                    start = len(emu.ledger)
+                    kind, requested, result = attempt(pump, rng)
+                    check(emu, start, kind, requested, result, table)
         counts = dict(emu.fault_counts)
     print("\n%s: %d attempts, faults fired %s" % (model, attempts, counts))
-    print("%-8s %-10s %-9s %s" % ("kind", "outcome", "executed", "count"))
+    print("%-8s %-16s %-9s %s" % ("kind", "outcome", "executed", "count"))
     for (kind, outcome, n), count in sorted(table.items()):
-        print("%-8s %-10s %-9d %d" % (kind, outcome, n, count))
-    outcomes = collections.Counter(o for (_, o, _), c in table.items() for _ in range(c))
+        print("%-8s %-16s %-9d %d" % (kind, outcome, n, count))
+    outcomes = collections.Counter(o.split()[0] for (_, o, _), c in table.items() for _ in range(c))
     # the run must really have exercised every outcome and the dangerous fault paths
     assert outcomes["delivered"] and outcomes["refused"] and outcomes["uncertain"]
     assert counts["lost_ack"] and counts["drop_args"] and counts["late_usb"]
@@ -96,13 +127,13 @@ def emu():
 
 
 def run(emu, act):
-    with dosing.open_pump(emu.url, SERIAL) as pump:
+    with dosing.open_pump(emu.url, SERIAL, **FAST) as pump:
         return act(dosing.Writer(pump))
 
 
 def force_on_write(emu, fault, act):
     """Force ``fault`` on the write itself: the reads before it run clean."""
-    with dosing.open_pump(emu.url, SERIAL) as pump:
+    with dosing.open_pump(emu.url, SERIAL, **FAST) as pump:
         writer = dosing.Writer(pump)
         real_send = writer.send
 
@@ -157,7 +188,7 @@ def test_bolus_while_bolusing_refused_before_sending(emu):
 
 def newest(emu, *types):
     """The newest records of page 0 (newest first), only of ``types``."""
-    with dosing.open_pump(emu.url, SERIAL) as pump:
+    with dosing.open_pump(emu.url, SERIAL, **FAST) as pump:
         records = history.decode_page(pump.history_page(0), pump.model).records
     return [r for r in records if r["_type"] in types]
 
