@@ -132,9 +132,10 @@ class Writer:
     """The write flow for one pump (a ``commands.Pump``).  ``dry_run``: do the checks and show
     the TransmitPacket, send nothing."""
 
-    def __init__(self, pump, dry_run=False):
+    def __init__(self, pump, dry_run=False, max_basal=None):
         self.pump = pump
         self.dry_run = dry_run
+        self.max_basal = max_basal     # given by the caller: ReadSettings is not read for it
         self.sent = False              # a write has left (whatever happens next)
         self._model = None
         self._settings = None
@@ -267,12 +268,18 @@ class Writer:
         values = {"percent": amount} if temp == "percent" else {"rate": amount}
         params = self.encode(name, duration=duration, **values)
         if temp == "absolute":
-            ceiling = self.settings()["maxBasal"]
+            given = self.max_basal is not None
+            ceiling = self.max_basal if given else self.settings()["maxBasal"]
             if amount > ceiling + 1e-9:
-                raise _Refuse("rate %s U/h is above the pump's max basal %s U/h (ReadSettings); "
-                              "nothing sent" % (amount, _num(ceiling)))
+                raise _Refuse("rate %s U/h is above the %s max basal %s U/h; nothing sent"
+                              % (amount, "given (--max-basal)" if given else
+                                 "pump's (ReadSettings)", _num(ceiling)))
+            if given:
+                result.notes.append("checked against --max-basal %s U/h, not the pump's settings; "
+                                    "the pump refuses above its own max basal" % _num(ceiling))
         # Evidence only for one direction: a pump set to percent temps NAKs 0x4C [MMK].
-        if duration and temp == "absolute" and self._pump_temp_type() == "percent":
+        if (duration and temp == "absolute" and self.max_basal is None
+                and self._pump_temp_type() == "percent"):
             raise _Refuse("the pump's temp basal type is percent (ReadSettings), so it would refuse"
                           " an absolute temp basal; use the percent command or change the type on"
                           " the pump; nothing sent")
@@ -540,14 +547,14 @@ def open_pump(port, serial, stick_options=None, session_options=None):
         yield commands.Pump(session, model=commands.decode("ReadPumpModel", data, None))
 
 
-def _write(args, parser, act):
+def _write(args, parser, act, **writer_options):
     """Open the pump, run ``act(writer) -> Result``, print it; a failure before anything was
     sent is reported as ``refused`` (with --json) and never hidden."""
     serial = cli.require_serial(args, parser)
     writer = None
     try:
         with open_pump(args.port, serial) as pump:
-            writer = Writer(pump, dry_run=getattr(args, "dry_run", False))
+            writer = Writer(pump, dry_run=getattr(args, "dry_run", False), **writer_options)
             result = act(writer)
     except errors.DecocareError as exc:
         if writer is not None and writer.sent:
@@ -560,6 +567,15 @@ def _write(args, parser, act):
     if result.outcome == UNCERTAIN:
         print("%s: UNCERTAIN: %s" % (parser.prog, result.reason), file=sys.stderr)
     return result.exit_code
+
+
+def _late_options(sub):
+    """The shared options again after a sub-command (``... set --rate 1 --json``); SUPPRESS
+    keeps a value given before the sub-command."""
+    for flags, kwargs in ((("--json",), dict(action="store_true")),
+                          (("--dry-run",), dict(action="store_true")),
+                          (("--port",), dict()), (("--serial",), dict(type=cli.serial_arg))):
+        sub.add_argument(*flags, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kwargs)
 
 
 def _query(args, parser, read):
@@ -578,22 +594,28 @@ def temp_basals_main(argv=None):
     parser = _parser("mm-temp-basals.py", "Query, set or cancel a temp basal: checked against "
                      "the pump's increments and max basal, sent once, read back." + OUTCOME_HELP)
     sub = parser.add_subparsers(dest="action", required=True, metavar="query|set|percent|cancel")
-    sub.add_parser("query", help="print the running temp basal {temp, rate, duration}")
+    p_query = sub.add_parser("query", help="print the running temp basal {temp, rate, duration}")
     p_set = sub.add_parser("set", help="absolute temp basal: --rate U/h --duration MIN")
     p_set.add_argument("--rate", type=float, required=True, help="U/h, on the model's step")
+    p_set.add_argument("--max-basal", type=float, default=None,
+                       help="check against this max basal (U/h) instead of reading ReadSettings "
+                            "(one RF exchange less; the pump still refuses above its own)")
     p_pct = sub.add_parser("percent", help="percent temp basal: --percent P --duration MIN")
     p_pct.add_argument("--percent", type=int, required=True, help="0-100 %%")
     for p in (p_set, p_pct):
         p.add_argument("--duration", type=int, required=True,
                        help="minutes, a multiple of 30 up to 1440 (0 cancels)")
-    sub.add_parser("cancel", help="cancel the running temp basal")
+    p_cancel = sub.add_parser("cancel", help="cancel the running temp basal")
+    for p in (p_query, p_set, p_pct, p_cancel):
+        _late_options(p)
     args = _start(parser, argv)
     if args.action == "query":
         return _query(args, parser, lambda pump: pump.read("ReadBasalTemp"))
     if args.action == "cancel":
         return _write(args, parser, lambda w: w.cancel_temp_basal())
     if args.action == "set":
-        return _write(args, parser, lambda w: w.temp_basal(rate=args.rate, duration=args.duration))
+        return _write(args, parser, lambda w: w.temp_basal(rate=args.rate, duration=args.duration),
+                      max_basal=args.max_basal)
     return _write(args, parser, lambda w: w.temp_basal(percent=args.percent, duration=args.duration))
 
 
