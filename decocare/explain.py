@@ -16,6 +16,7 @@ import re
 
 from . import cli, errors
 from .lib import page_crc_ok
+from .models import get_model
 
 EXPERIMENTS = ("baseline.stick", "session", "stick", "commands", "download", "postmortem.stick")
 PAGE_KINDS = (("history pages", "ReadHistoryData"), ("glucose pages", "ReadGlucoseHistory"))
@@ -159,6 +160,13 @@ def _clock(pump_clock, window):
     return "pump %s, host %s: %s" % (pump_clock, start.replace(microsecond=0).isoformat(), drift)
 
 
+def _has_cgm(model):
+    try:
+        return get_model(model).has_cgm
+    except errors.DecocareError:
+        return False
+
+
 def _first(section):
     return section[0] if section else None
 
@@ -201,7 +209,7 @@ def explain(logs, port=None, serial=None, results=None, emulated=False, window=N
             "%s %s for %s more min" % (temp.get("temp"), temp.get("rate"), temp.get("duration")))
     for label, prefix in PAGE_KINDS:
         pages = _pages(logs, prefix)
-        if pages or prefix == "ReadHistoryData":
+        if pages or prefix == "ReadHistoryData" or _has_cgm(model):
             add(label, describe_pages(pages))
     lines.append("")
     if not results:

@@ -60,12 +60,12 @@ def page(valid=True):
 
 
 def write_run(logs, pump_id="208850", clock="2024-05-01T12:00:00", naks=0, pages=(True,) * 3, glucose=(),
-              bolusing=False):
+              bolusing=False, model="523"):
     logs.mkdir(exist_ok=True)
     (logs / "baseline.stick.log").write_text(STICK % (180, 0))
     (logs / "stick.log").write_text(STICK % (190, 0))
     (logs / "postmortem.stick.log").write_text(STICK % (185, naks))
-    (logs / "session.log").write_text("INFO:decocare.session:x\nmodel: 523\n")
+    (logs / "session.log").write_text("INFO:decocare.session:x\nmodel: %s\n" % model)
     (logs / "commands.log").write_text(COMMANDS % (pump_id, clock, bolusing))
     for n, ok in enumerate(pages):
         (logs / ("ReadHistoryData-page-%d.data" % n)).write_bytes(page(ok))
@@ -92,7 +92,7 @@ def test_a_clean_run(tmp_path):
     assert "normal, not bolusing, not suspended" in text
     assert "normal, 1.45 V" in text and "150.5 U" in text and "none running" in text
     assert "3 (0-2), every CRC valid" in text
-    assert "glucose pages" not in text
+    assert "glucose pages: none downloaded" in text          # a 523 keeps them: say so
     assert "errors:        none" in text and "FAILED" not in text
 
 
@@ -116,7 +116,10 @@ def test_bad_pages_wrong_serial_drift_counters_and_failures(tmp_path):
 def test_pump_behind_and_missing_logs(tmp_path):
     logs = write_run(tmp_path / "logs", clock="2024-05-01T11:59:00")
     start = epoch("2024-05-01T12:00:00")
-    assert "BEHIND by 59 to 61 s" in explain.explain(str(logs), window=(start, start))
+    text = explain.explain(str(logs), window=(start, start))
+    assert "BEHIND by 59 to 61 s" in text and "glucose pages" in text
+    logs = write_run(tmp_path / "logs515", model="515")
+    assert "glucose pages" not in explain.explain(str(logs))   # a 515 has no CGM
     empty = tmp_path / "empty"
     empty.mkdir()
     text = explain.explain(str(empty), results={"session": 5})
