@@ -83,8 +83,7 @@ class Session:
 
     def _write_once(self, command, packet):
         """Exactly one TransmitPacket.  ACK -> b""; NAK -> Refused; anything else -> Uncertain."""
-        if self.stick.dirty:
-            self.stick.resync()                 # before the write: a failure here sent nothing
+        self.stick.prepare()                   # before the write: a failure here sent nothing
         try:
             self.stick.transmit(packet)
             reply = self.stick.download(self._wait(command), self.stall_wait)

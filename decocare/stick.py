@@ -46,6 +46,7 @@ class Stick:
         self.answer_wait = answer_wait
         self.clock = clock
         self.sleep = sleep
+        self.opened = False         # open() drained stale answers (done before the first command)
         self.dirty = False          # an answer went missing or a foreign one was read
         self.transmits = 0          # TransmitPackets written (tests assert "exactly once")
         self.late_answers = 0       # answers that came after at least one 0-byte read
@@ -80,9 +81,15 @@ class Stick:
             log.info("%s answered late, after %d empty reads", name, empty)
         return data
 
-    def _exchange(self, request, size, first, name, wait=None):
-        if self.dirty:
+    def prepare(self):
+        """Before a command: stale answers drained once, and back in step after a desync."""
+        if not self.opened:
+            self.open()
+        elif self.dirty:
             self.resync()
+
+    def _exchange(self, request, size, first, name, wait=None):
+        self.prepare()
         self.link.write(request)
         return self._answer(size, first, name, wait)
 
@@ -127,6 +134,7 @@ class Stick:
 
     def open(self):
         """Drop stale answers from earlier programs, then check the stick is a ComLink II."""
+        self.opened = True
         self.link.drain()
         self.dirty = False
         try:
@@ -154,8 +162,7 @@ class Stick:
     def transmit(self, packet):
         """Write one TransmitPacket and read its USB answer (``01 55 00`` = accepted).  Never
         re-written here: whatever goes wrong after the write is raised to the session."""
-        if self.dirty:
-            self.resync()
+        self.prepare()
         self.transmits += 1
         self.link.write(packet)
         return frames.check_ack(self._answer(64, 0x01, "TransmitPacket"), "TransmitPacket")

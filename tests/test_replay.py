@@ -5,6 +5,8 @@ not from running the code: e.g. 736868's download holds pages 0-35 plus the page
 run, the set-temp-basal capture reads back 2.0 U/h for 60 min.
 """
 import hashlib
+import json
+import re
 import subprocess
 import sys
 
@@ -207,3 +209,27 @@ def test_replay_never_skips_a_recorded_write(transcripts_dir):
 def test_replay_bad_url_is_a_port_error(tmp_path):
     with pytest.raises(errors.PortError):
         Link("replay://%s" % (tmp_path / "missing.jsonl"))
+
+
+LAST_LINE = re.compile(r"^replay: (\d+)/(\d+) writes understood, (\d+)/(\d+) replies parsed, "
+                       r"(\d+) pump replies decoded, (\d+) pages with valid CRC$")
+
+
+def test_check_cli_over_all_transcripts(transcripts_dir, capsys):
+    """--check on each of the 50 transcripts: the last line has the promised form, every write
+    is understood and every reply parsed, and no file has fewer decoded replies than pages."""
+    totals = [0] * 6
+    for path in sorted(transcripts_dir.glob("*.jsonl")):
+        assert replay.main(["--check", str(path)]) == 0
+        last = capsys.readouterr().out.splitlines()[-1]
+        m = LAST_LINE.match(last)
+        assert m, last
+        w, W, r, R, c, p = map(int, m.groups())
+        assert (w, r) == (W, R), path.name
+        assert c >= p
+        totals = [a + b for a, b in zip(totals, (w, W, r, R, c, p))]
+    # W and R straight from the JSON: complete writes, complete non-empty reads
+    ops = [json.loads(line) for path in transcripts_dir.glob("*.jsonl") for line in open(str(path))]
+    assert totals[1] == sum(1 for d in ops if d["dir"] == "w" and d["complete"])
+    assert totals[3] == sum(1 for d in ops if d["dir"] == "r" and d["complete"] and d["hex"])
+    assert totals[5] >= sum(GOLDEN_PAGES.values())
