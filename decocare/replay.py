@@ -24,7 +24,7 @@ import os
 import time
 from collections import Counter, namedtuple
 
-from . import cli, frames, lib
+from . import cli, frames, lib, stick
 from .errors import BadInput, DecocareError, EXIT_ERROR
 
 log = logging.getLogger(__name__)
@@ -79,9 +79,7 @@ def understand_write(data):
                                        retries=t.retries, button=t.button)
         if again != data:
             raise ValueError("TransmitPacket does not re-encode identically: %s" % data.hex())
-        # PowerControl off gets no USB answer at all (§3.7)
-        size = 0 if t.opcode == 0x5D and t.params[:1] == b"\x00" else 64
-        return Request(None, code, 0, size, None, t)
+        return Request(None, code, 0, 64 if stick.answered(data) else 0, None, t)
     if code == 0x0C:
         size = frames.parse_read_radio(data)
         if frames.encode_read_radio(size) != data:

@@ -85,7 +85,8 @@ class Session:
         """Exactly one TransmitPacket.  ACK -> b""; NAK -> Refused; anything else -> Uncertain."""
         self.stick.prepare()                   # before the write: a failure here sent nothing
         try:
-            self.stick.transmit(packet)
+            if self.stick.transmit(packet) is None:
+                return b""                      # radio off: the stick answers nothing (§3.7)
             reply = self.stick.download(self._wait(command), self.stall_wait)
         except (CommError, PortError) as exc:
             raise Uncertain("%s was sent once and its outcome is unknown (%s); it was NOT sent "

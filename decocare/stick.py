@@ -160,11 +160,14 @@ class Stick:
             raise
 
     def transmit(self, packet):
-        """Write one TransmitPacket and read its USB answer (``01 55 00`` = accepted).  Never
-        re-written here: whatever goes wrong after the write is raised to the session."""
+        """Write one TransmitPacket and read its USB answer (``01 55 00`` = accepted; None for a
+        packet the stick never answers).  Never re-written here: whatever goes wrong after the
+        write is raised to the session."""
         self.prepare()
         self.transmits += 1
         self.link.write(packet)
+        if not answered(packet):
+            return None
         return frames.check_ack(self._answer(64, 0x01, "TransmitPacket"), "TransmitPacket")
 
     def read_radio(self, size):
@@ -235,6 +238,12 @@ class Stick:
                 self.dirty = True
                 return
             self.sleep(self.poll_interval)
+
+
+def answered(packet):
+    """False for the one TransmitPacket the stick never answers on USB: PowerControl with first
+    parameter 0, radio off (spec §3.7) -- waiting for its answer would only end in a timeout."""
+    return not (len(packet) > 15 and packet[13] == 0x5D and packet[15] == 0x00)
 
 
 def _reply(chunks):

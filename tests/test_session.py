@@ -195,3 +195,12 @@ def test_wake_powers_on_a_sleeping_pump_once():
     assert [w[13] for w in fake.transmits] == [0x8D, 0x5D, 0x8D]
     assert fake.transmits[1][15:17] == b"\x01\x07"
     assert 17.0 < fake.clock() < 25.0   # the wake-up was waited out by reading, not re-sent
+
+
+def test_radio_off_is_sent_once_without_waiting_for_an_answer():
+    """PowerControl [00 00] gets no USB answer at all (spec §3.7, vendor captures)."""
+    fake, stick, session = rig(faults={"silent": {0x01}})
+    start = fake.clock()
+    assert session.execute(cmd("PowerControl", 0x5D, frames_=0, reply_size=0, retries=0,
+                               button=0x55, write=True), b"\x00\x00") == b""
+    assert fake.count(0x01) == 1 and fake.clock() - start < 0.5
