@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""mm-select-profile.py: see `mm-select-profile.py --help` and docs/dosing.md (the flow lives in decocare.dosing)."""
-from decocare import cli, dosing
+"""mm-select-profile.py: see `mm-select-profile.py --help` and docs/dosing.md (the tool lives in decocare.dosing)."""
+from decocare.dosing import select_profile_cli
 
 if __name__ == "__main__":
-    cli.run(dosing.select_profile_main)
+    select_profile_cli()

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""mm-set-suspend.py: see `mm-set-suspend.py --help` and docs/dosing.md (the flow lives in decocare.dosing)."""
-from decocare import cli, dosing
+"""mm-set-suspend.py: see `mm-set-suspend.py --help` and docs/dosing.md (the tool lives in decocare.dosing)."""
+from decocare.dosing import set_suspend_cli
 
 if __name__ == "__main__":
-    cli.run(dosing.set_suspend_main)
+    set_suspend_cli()

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""mm-temp-basals.py: see `mm-temp-basals.py --help` and docs/dosing.md (the flow lives in decocare.dosing)."""
-from decocare import cli, dosing
+"""mm-temp-basals.py: see `mm-temp-basals.py --help` and docs/dosing.md (the tool lives in decocare.dosing)."""
+from decocare.dosing import temp_basals_cli
 
 if __name__ == "__main__":
-    cli.run(dosing.temp_basals_main)
+    temp_basals_cli()

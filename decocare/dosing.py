@@ -705,3 +705,19 @@ def select_profile_main(argv=None):
         return _query(args, parser, lambda pump: {"selected_pattern": PROFILES_BY_CODE.get(
             pump.read("ReadSettings")["selected_pattern"])})
     return _write(args, parser, lambda w: w.select_profile(args.profile))
+
+
+def _entry(main, prog):
+    """A console-script entry: typed errors become one stderr line and their exit code."""
+    def entry():
+        cli.run(main, prog=prog)
+    entry.__doc__ = "Run %s (setup.py entry point and bin/%s)." % (prog, prog)
+    return entry
+
+
+temp_basals_cli = _entry(temp_basals_main, "mm-temp-basals.py")
+bolus_cli = _entry(bolus_main, "mm-bolus.py")
+set_suspend_cli = _entry(set_suspend_main, "mm-set-suspend.py")
+set_rtc_cli = _entry(set_rtc_main, "mm-set-rtc.py")
+press_key_cli = _entry(press_key_main, "mm-press-key.py")
+select_profile_cli = _entry(select_profile_main, "mm-select-profile.py")

@@ -19,8 +19,8 @@ SERIAL = "208850"
 DOSE_OPS = ("Bolus", "TempBasal", "TempBasalPercent")
 # the emulator's fast timing answers in milliseconds: poll and give up on stalls accordingly
 FAST = dict(stick_options=dict(poll_interval=0.002, chunk_interval=0.002), session_options=dict(stall_wait=0.2))
-FAULTS = ("timeout=0.03,drop_args=0.08,lost_ack=0.08,nak=0.02,corrupt=0.01,stall=0.05,"
-          "late_usb=0.0015,seed=%d")
+FAULTS = ("timeout=0.03,drop_args=0.08,lost_ack=0.08,nak=0.02,corrupt=0.01,stall=0.03,"
+          "late_usb=0.0008,seed=%d")
 
 
 def executed(emu, start, ops=DOSE_OPS):
