@@ -24,15 +24,11 @@ import os
 import time
 from collections import Counter, namedtuple
 
-from . import cli, frames, lib, stick
+from . import cli, commands, frames, lib, stick
 from .errors import BadInput, DecocareError, EXIT_ERROR
 
 log = logging.getLogger(__name__)
 
-try:                                    # the catalogue is optional for checking: degrade
-    from . import commands
-except ImportError:                     # pragma: no cover - only before commands existed
-    commands = None
 
 
 class ReplayMismatch(DecocareError):
@@ -317,9 +313,6 @@ class Check:
     def _decode(self, tp):
         t = tp.request.transmit
         data = tp.data
-        if commands is None:
-            self.undecoded.append((t.opcode, "no command catalogue"))
-            return
         try:
             row = commands.for_opcode(t.opcode, self.model)
         except DecocareError as exc:
@@ -388,8 +381,6 @@ class Replay:
         opcode = tp.request.transmit.opcode
         if opcode == 0x5D:
             return False
-        if commands is None:
-            return True
         try:
             return commands.for_opcode(opcode, self.check.model).write
         except DecocareError:
