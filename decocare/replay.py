@@ -110,6 +110,8 @@ STICK_NAMES = {op.code: op.name for op in frames.STICK_OPS}
 
 
 def describe(request):
+    if request.code is None:
+        return "a write the transcript lost (incomplete)"
     if request.code == 0x01:
         t = request.transmit
         return "TransmitPacket(0x%02X %s)" % (t.opcode, t.params.hex())
@@ -199,8 +201,7 @@ class Check:
             return
         if not op.data:
             self._anomaly(op.index, "zero-length read: %s not answered yet"
-                          % (describe(self._pending[0][0]) if self._pending and self._pending[0][0].code
-                             else "nothing outstanding"))
+                          % (describe(self._pending[0][0]) if self._pending else "nothing outstanding"))
             if self._pending:
                 self._pending[0][1] += 1
             return

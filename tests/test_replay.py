@@ -237,3 +237,61 @@ def test_check_cli_over_all_transcripts(transcripts_dir, capsys):
     assert totals[1] == sum(1 for d in ops if d["dir"] == "w" and d["complete"])
     assert totals[3] == sum(1 for d in ops if d["dir"] == "r" and d["complete"] and d["hex"])
     assert totals[5] >= sum(GOLDEN_PAGES.values())
+
+
+# --- the check on transcripts the tests build themselves --------------------------------------------
+
+from test_stick_fakeport import make_page  # noqa: E402
+
+
+def ops_of(*items):
+    """("w"|"r", bytes[, complete]) -> replay.Op list."""
+    return [replay.Op(i, item[0], bytes(item[1]), item[2] if len(item) > 2 else True, 1, 0, i)
+            for i, item in enumerate(items)]
+
+
+def pad(b):
+    return (bytes(b) + bytes(64))[:64]
+
+
+def exchange(opcode, params=b"", reply=None, kind=frames.KIND_FRAME, frames_=1):
+    """A clean TransmitPacket -> status -> ReadRadio exchange, as the stick answers it."""
+    radio = frames.encode_radio_reply(kind, "208850", reply if reply is not None else b"")
+    return [("w", frames.encode_transmit("208850", opcode, params, frames=frames_)), ("r", pad(b"\x01\x55\x00")),
+            ("w", b"\x03\x00\x00"), ("r", pad(frames.encode_status(1, len(radio)))),
+            ("w", frames.encode_read_radio(len(radio))), ("r", radio)]
+
+
+def test_check_clean_exchange_decodes_with_the_model():
+    check = replay.Check(ops_of(*exchange(0x8D, reply=pad(b"\x03522"))))
+    assert (check.writes_ok, check.writes, check.replies_ok, check.replies) == (3, 3, 3, 3)
+    assert check.model == "522" and check.decoded == [("ReadPumpModel", "522")]
+    assert not check.anomalies
+
+
+def test_check_page_from_chunks_and_corrupt_chunk():
+    page = make_page(3)
+    ops = [("w", frames.encode_transmit("208850", 0x80, b"\x03", frames=2)), ("r", pad(b"\x01\x55\x00"))]
+    for k in range(4):
+        chunk = frames.encode_radio_reply(frames.KIND_CHUNK, "208850", page[256 * k:256 * k + 256], eod=k == 3)
+        ops += [("w", b"\x03\x00\x00"), ("r", pad(frames.encode_status(1, len(chunk)))),
+                ("w", frames.encode_read_radio(len(chunk))), ("r", chunk)]
+    check = replay.Check(ops_of(*ops), model="522")
+    assert [(n, d, ok) for _, n, d, ok in check.pages] == [(3, page, True)]
+    bad = list(ops)
+    bad[9] = ("r", bad[9][1][:-1] + bytes([bad[9][1][-1] ^ 1]))          # second chunk's data CRC8
+    check = replay.Check(ops_of(*bad), model="522")
+    assert not check.pages and any(t.startswith("data CRC") for _, t in check.anomalies)
+    assert check.replies_ok == check.replies                           # corrupt chunk: parsed + reported
+
+
+def test_check_desync_late_answer_and_lost_write():
+    status = pad(frames.encode_status(0, 0))
+    ops = ops_of(("w", b"\x03\x00\x00"), ("r", b""), ("w", b"\x03\x00\x00"), ("r", status),   # one behind
+                 ("w", b"\x04\x00\x00"), ("r", b""), ("r", status),                       # still behind
+                 ("w", b"\x06\x00\x00", False))                                           # lost write
+    check = replay.Check(ops)
+    kinds = [t.split(":")[0] for _, t in check.anomalies]
+    assert kinds.count("desync") == 2 and kinds.count("zero-length read") == 2
+    assert "unanswered" in kinds and check.incomplete == {"w": 1}
+    assert check.writes == 3
