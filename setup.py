@@ -6,21 +6,21 @@ same tools as thin scripts for running from a checkout.  The udev rule ships as 
 """
 from setuptools import setup, find_packages
 
-# name on PATH -> function; bin/ holds the same tools as scripts.  The read tools are ours; the
-# write tools (decocare.dosing, docs/dosing.md) and the others whose main(argv) lives elsewhere
-# are wrapped by decocare.tools.entry.
+# name on PATH -> function; bin/ holds the same tools as scripts: the read tools, the write
+# tools (decocare.dosing, docs/dosing.md), and two whose module offers only main(argv), wrapped
+# by decocare.tools.entry.
 TOOLS = {
     "mm-send-comm.py": "decocare.tools.send_comm:cli",
     "mm-latest.py": "decocare.tools.latest:cli",
     "mm-pages.py": "decocare.tools.pages:cli_pages",
     "mm-history.py": "decocare.tools.pages:cli_history",
     "mm-glucose.py": "decocare.tools.pages:cli_glucose",
-    "mm-temp-basals.py": "decocare.tools.entry:mm_temp_basals",
-    "mm-bolus.py": "decocare.tools.entry:mm_bolus",
-    "mm-set-suspend.py": "decocare.tools.entry:mm_set_suspend",
-    "mm-set-rtc.py": "decocare.tools.entry:mm_set_rtc",
-    "mm-press-key.py": "decocare.tools.entry:mm_press_key",
-    "mm-select-profile.py": "decocare.tools.entry:mm_select_profile",
+    "mm-temp-basals.py": "decocare.dosing:temp_basals_cli",
+    "mm-bolus.py": "decocare.dosing:bolus_cli",
+    "mm-set-suspend.py": "decocare.dosing:set_suspend_cli",
+    "mm-set-rtc.py": "decocare.dosing:set_rtc_cli",
+    "mm-press-key.py": "decocare.dosing:press_key_cli",
+    "mm-select-profile.py": "decocare.dosing:select_profile_cli",
     "mm-decode-history-page.py": "decocare.tools.entry:mm_decode_history_page",
     "decocare-emulator": "decocare.tools.entry:decocare_emulator",
 }
