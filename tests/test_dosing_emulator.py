@@ -96,9 +96,6 @@ def test_randomized_writes_under_faults(model, attempts, seed):
     table = collections.Counter()
     with Emulator(model, SERIAL, faults=FAULTS % seed, weeks=1) as emu:
         emu.pump.settings.update(max_bolus=10.0, max_basal=2.0)
-        # The emulator (x23+) fails to write a second bolus's UnabsorbedInsulinBolus record
-        # ("records carry no date", reported to its owner): no insulin on board avoids it.
-        emu.pump.settings["insulin_action_hours"] = 0
         for block in range(attempts // 50):     # a fresh port per 50 attempts, as new runs
             with opened(emu) as pump:
                 for _ in range(50):

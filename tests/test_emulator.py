@@ -448,6 +448,23 @@ def test_bolus_delivers_once_refuses_while_running_and_when_suspended():
         assert len(e.ledger.deliveries("Bolus")) == 1
 
 
+def test_second_x23_bolus_lists_the_insulin_still_on_board():
+    """x23+ pumps write an undated UnabsorbedInsulin record (0x5C) before a bolus while insulin
+    is on board; decoded, it hangs in the bolus's ``appended`` and its sum is ``unabsorbed``."""
+    with Emulator(model="523", serial="736868") as e:
+        h = Host(e)
+        assert h.command(0x42, commands.params("Bolus", "523", units=2.0))[0].kind == KIND_ACK
+        e.advance(5 * 60)                    # 5 min later: inside the RF window and the action time
+        assert h.command(0x42, commands.params("Bolus", "523", units=1.0))[0].kind == KIND_ACK
+        second = newest(e, h, "Bolus")[-1]
+        assert second["amount"] == 1.0 and 0 < second["unabsorbed"] < 2.0
+        page = history.decode_page(h.read("ReadHistoryData", page=0)[1], e.pump.model)
+        bolus = [r for r in page.records if r["_type"] == "Bolus"][0]
+        listed = [x for a in bolus.get("appended", []) for x in a.get("data", [])]
+        assert listed and abs(sum(x["amount"] for x in listed) - second["unabsorbed"]) < 1e-6
+        assert [x["units"] for x in e.ledger.deliveries("Bolus")] == [2.0, 1.0]
+
+
 def test_bolus_encoding_of_older_models_is_one_byte_tenths():
     with Emulator(model="522", serial="208850") as e:
         h = Host(e)

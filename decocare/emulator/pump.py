@@ -7,7 +7,7 @@ lacks) and append the history records a real pump writes, so the next download s
 """
 import datetime
 
-from .. import commands, history
+from .. import commands, history, records
 from ..errors import DecocareError
 from ..lib import page_crc_ok
 from ..models import get_model
@@ -202,7 +202,10 @@ class Pump:
     # --- history -------------------------------------------------------------------------
 
     def record(self, name, when=None, **fields):
-        raw = history.encode_record(name, self.model, timestamp=when or self.now(), **fields)
+        """Append one history record; record types without a date (0x5C) get no timestamp."""
+        dated = records.BY_NAME[name].date
+        raw = history.encode_record(name, self.model, timestamp=(when or self.now()) if dated else None,
+                                    **fields)
         self.history.append([raw])
 
     def unabsorbed(self, now):
