@@ -40,7 +40,11 @@ start_emulator () {
   local out i
   out=$(mktemp "${TMPDIR:-/tmp}/decocare-emulator.XXXXXX") || return 1
   EMULATOR_OUT=$out
-  rm -f "$PORT"
+  if [ -e "$PORT" ]; then
+    echo "status-quo.sh: ./$PORT is in use (another emulated pump running here?): stop it first" >&2
+    return 1
+  fi
+  rm -f "$PORT"     # a dangling link left by a killed run
   decocare_python -m decocare.emulator --model "$MODEL" --serial "$SERIAL" --link "$PORT" \
     --timing "${EMULATOR_TIMING:-fast}" > "$out" 2>&1 &
   EMULATOR_PID=$!
@@ -82,14 +86,14 @@ experiment () {  # experiment NAME FUNCTION: output to logs/NAME.log (and the sc
 }
 
 main () {
-  mkdir -p "$LOGS"
-  # a previous run's pages would be mistaken for this run's
-  rm -f "$LOGS"/*.log "$LOGS"/ReadHistoryData-page-*.data "$LOGS"/ReadGlucoseHistory-page-*.data
   if [ -n "$EMULATED" ]; then
     trap stop_emulator EXIT
     trap 'exit 130' INT TERM
     start_emulator || return 1
   fi
+  mkdir -p "$LOGS"
+  # a previous run's pages would be mistaken for this run's
+  rm -f "$LOGS"/*.log "$LOGS"/ReadHistoryData-page-*.data "$LOGS"/ReadGlucoseHistory-page-*.data
   echo ">>> status-quo: port $PORT, pump serial $SERIAL"
   experiment baseline.stick run_stick
   experiment session run_session
