@@ -138,3 +138,15 @@ def test_bad_arguments(clone):
     assert sh("./status-quo.sh /dev/ttyUSB0", clone).returncode == 2
     res = sh("./status-quo.sh /dev/ttyUSB0 12345", clone)
     assert res.returncode == 2 and "six digits" in res.stderr
+
+
+def test_a_live_emulator_link_is_not_taken_over(clone, demo):
+    explain = clone / "logs" / "explain.log"
+    before = explain.read_text()
+    (clone / "carelink.ttyUSB0").write_text("")          # stands for another emulated pump's port
+    try:
+        res = sh("PATH=.venv/bin:$PATH ./status-quo.sh", clone)
+    finally:
+        (clone / "carelink.ttyUSB0").unlink()
+    assert res.returncode == 1 and "in use" in res.stderr + res.stdout
+    assert explain.read_text() == before                  # the previous run's logs are kept
