@@ -10,7 +10,7 @@ import time
 import pytest
 import serial
 
-from decocare import commands, frames, history
+from decocare import cgm, commands, frames, history
 from decocare.emulator import Emulator, generate
 from decocare.frames import KIND_ACK, KIND_CHUNK, KIND_FRAME, KIND_NAK, KIND_TIMEOUT
 from decocare.lib import crc16
@@ -381,6 +381,30 @@ def test_generated_history_decodes_to_the_generated_records(model):
                 assert d["amount"] == pytest.approx(fields["amount"]) and d["timestamp"] == when.isoformat()
             if name == "TempBasal":
                 assert d["rate"] == pytest.approx(fields["rate"])
+
+
+@pytest.mark.parametrize("model", ["522", "554"])
+def test_generated_glucose_pages_decode_to_the_generated_values(model):
+    """A CGM pump without seeded pages still has glucose history: every page the emulator reports
+    (ReadCurGlucosePageNumber) is served CRC-valid and decodes to the generated sensor values."""
+    with Emulator(model=model, serial="123456", seed=5, weeks=1) as e:
+        h = Host(e)
+        cur = commands.decode("ReadCurGlucosePageNumber", h.read("ReadCurGlucosePageNumber")[1], model)
+        assert cur["glucose"] >= 2 and cur["page"] == max(e.pump.glucose)
+        values = []
+        for n in range(cur["page"], cur["page"] - cur["glucose"], -1):
+            page = h.read("ReadGlucoseHistory", page=n)[1]
+            decoded = cgm.decode_page(page, model)
+            assert decoded.complete and decoded.crc_ok
+            values += [(r["date"], r["sgv"]) for r in decoded.records if "sgv" in r]
+        expected = generate.glucose_values(e.pump.start, seed=5, weeks=1)
+        assert sorted(values) == sorted((t.isoformat(), v) for t, v in expected)
+        assert max(values)[0] <= e.pump.start.isoformat()
+
+
+def test_pumps_without_cgm_have_no_glucose_pages():
+    with Emulator(model="515", serial="123456") as e:
+        assert e.pump.glucose == {}
 
 
 def test_generated_history_is_deterministic():

@@ -7,8 +7,11 @@ totals; encoded with ``decocare.history.encode_record`` so the decoders must rea
 import datetime
 import random
 
-from .. import history
+from .. import cgm, history
 from ..models import get_model
+
+GLUCOSE_BLOCK = 48            # sensor values (4 hours) dated by one SensorTimestamp
+GLUCOSE_BLOCKS_PER_PAGE = 19  # 19 x (48 + 5) bytes = 1007 of a page's 1022
 
 
 def events(model, end, seed=0, weeks=3):
@@ -69,6 +72,36 @@ def encode(model, evts):
     return raws
 
 
+def glucose_values(end, seed=0, weeks=3):
+    """``[(time, sgv)]`` every 5 minutes up to ``end``: a bounded random walk in mg/dL."""
+    rng = random.Random(seed + 1)
+    count = GLUCOSE_BLOCK * ((weeks * 7 * 288) // GLUCOSE_BLOCK)
+    newest = end.replace(second=0) - datetime.timedelta(minutes=end.minute % 5)
+    sgv, out = 120, []
+    for i in range(count):
+        sgv = min(300, max(60, sgv + rng.choice((-6, -4, -2, 0, 0, 2, 4, 6))))
+        out.append((newest - datetime.timedelta(minutes=5 * (count - 1 - i)), sgv))
+    return out
+
+
+def glucose_pages(end, seed=0, weeks=3):
+    """``{page number: 1024 bytes}`` (highest number = newest page) of sensor values, each block
+    of values dated by the SensorTimestamp the pump writes after them, CRC16 valid."""
+    values = glucose_values(end, seed, weeks)
+    blocks = [values[i:i + GLUCOSE_BLOCK] for i in range(0, len(values), GLUCOSE_BLOCK)]
+    pages = {}
+    for n, first in enumerate(range(0, len(blocks), GLUCOSE_BLOCKS_PER_PAGE), start=1):
+        records = []
+        for block in blocks[first:first + GLUCOSE_BLOCKS_PER_PAGE]:
+            records += cgm.sgv_records([v for _, v in block], block[-1][0])
+        pages[n] = cgm.build_page(records)
+    return pages
+
+
 def generate(model, end, seed=0, weeks=3):
-    """Keyword arguments for ``Pump``: the generated history records."""
-    return {"records": encode(model, events(model, end, seed, weeks))}
+    """Keyword arguments for ``Pump``: the generated history records (and, on CGM pumps, the
+    glucose pages)."""
+    out = {"records": encode(model, events(model, end, seed, weeks))}
+    if get_model(model).has_cgm:
+        out["glucose"] = glucose_pages(end, seed, weeks)
+    return out
