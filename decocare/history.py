@@ -208,31 +208,29 @@ def _attach(result):
 
 def newest_first(chain):
     """Top-level records in page order (oldest first; several pages: oldest page first) ->
-    newest first by timestamp, stable for equal times.
+    newest first by timestamp, stable for equal times (the later record in page order first).
 
-    Across a ChangeTime/NewTimeSet pair, records of the old clock are sorted as if shifted by
-    (new - old) (spec §5), so a clock set back does not list old records as newest; their
-    timestamps are not changed. The old clock's records are those before the pair whose time
-    is not after the ChangeTime: a later time means an earlier clock (e.g. before a battery
-    reset to 2005), where the older shift applies again. The pair itself stays adjacent.
+    Why strictly by timestamp: oref0 and other consumers walk history newest first and skip any
+    record listed after an older one, so a list that is not monotonic silently loses insulin.
+    The one exception is a ChangeTime (old clock) and its NewTimeSet (new clock): they stay
+    together, sorted at the earlier of their two times, so the pair stays adjacent and only its
+    own later half (which carries no insulin) can stand after an older record.  Undated records
+    go last.
     """
-    shifts = [(datetime.timedelta(0), datetime.datetime.max)]   # (shift, latest time in that clock)
-    keyed = []
-    for i in range(len(chain) - 1, -1, -1):
+    units = []
+    i = len(chain) - 1
+    while i >= 0:
         rec = chain[i]
-        when = _iso(rec.get("timestamp"))
-        if when is None:
-            keyed.append(((0, datetime.datetime.min), rec))
-            continue
-        while when > shifts[-1][1]:
-            shifts.pop()
-        keyed.append(((1, when + shifts[-1][0]), rec))
         if rec["_type"] == "NewTimeSet" and i and chain[i - 1]["_type"] == "ChangeTime":
-            before = _iso(chain[i - 1].get("timestamp"))
-            if before is not None:
-                shifts.append((shifts[-1][0] + when - before, before))
-    keyed.sort(key=lambda kr: kr[0], reverse=True)
-    return [rec for _, rec in keyed]
+            pair = [rec, chain[i - 1]]
+            times = [t for t in (_iso(r.get("timestamp")) for r in pair) if t is not None]
+            units.append((min(times) if times else None, pair))
+            i -= 2
+            continue
+        units.append((_iso(rec.get("timestamp")), [rec]))
+        i -= 1
+    units.sort(key=lambda u: (u[0] is not None, u[0] or datetime.datetime.min), reverse=True)
+    return [rec for _, group in units for rec in group]
 
 
 def _iso(text):

@@ -257,14 +257,24 @@ def test_dual_wave_is_listed_newest_first_by_time():
     assert [r["timestamp"] for r in result.raw_order] == ["2015-03-01T12:00:05", "2015-03-01T12:00:00"]
 
 
-def test_clock_set_back_keeps_old_clock_records_older():
+def test_clock_set_back_orders_by_timestamp_and_keeps_the_pair_together():
+    """Newest first strictly by timestamp (what oref0 needs: it skips any record listed after
+    an older one); ChangeTime/NewTimeSet stay adjacent, sorted at the earlier of their times."""
     enc = history.encode_record
     page = page_of(enc("Rewind", "522", "2013-07-09T21:50:00"),
                    enc("ChangeTime", "522", "2013-07-09T21:54:49"),
                    enc("NewTimeSet", "522", "2013-07-09T12:57:00"),
                    enc("Prime", "522", "2013-07-09T13:10:00", fixed=0.5, amount=0.5))
-    order = [r["_type"] for r in history.decode_page(page, "522").records]
-    assert order == ["Prime", "NewTimeSet", "ChangeTime", "Rewind"]
+    records = history.decode_page(page, "522").records
+    assert [r["_type"] for r in records] == ["Rewind", "Prime", "NewTimeSet", "ChangeTime"]
+    # oref0's walk: a record newer than the last one kept is skipped; only ChangeTime may be.
+    last, skipped = None, []
+    for r in records:
+        if last is not None and r["timestamp"] > last:
+            skipped.append(r["_type"])
+        else:
+            last = r["timestamp"]
+    assert skipped == ["ChangeTime"]
 
 
 def test_unabsorbed_list_hangs_on_the_next_record_in_time():
