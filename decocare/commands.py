@@ -549,7 +549,10 @@ class Pump:
         probe = by_name("ReadPumpModel")
         if self._model is not None and self._model not in probe.models:
             probe = resolve("ReadRTC", self._model)
-        return self.session.wake(probe=probe, power_on=power_on, minutes=minutes)
+        data = self.session.wake(probe=probe, power_on=power_on, minutes=minutes)
+        if self._model is None:             # the probe was ReadPumpModel: no second read for .model
+            self._model = get_model(dec.pump_model(data, None))
+        return data
 
 
 def reads_for(model):

@@ -21,10 +21,10 @@ import json
 import logging
 import sys
 import time
-from contextlib import contextmanager
 
 from . import cli, commands, errors, frames, history
 from .models import get_model
+from .tools.pumpcli import open_pump
 
 log = logging.getLogger(__name__)
 
@@ -529,22 +529,6 @@ refused (6) = nothing delivered: the pump's NAK code or decocare's own check say
 (4/5 when the port or the pump's radio failed before anything was sent);
 uncertain (7) = sent once, outcome unknown: check the pump; decocare never re-sends.
 """
-
-
-@contextmanager
-def open_pump(port, serial, stick_options=None, session_options=None):
-    """Port -> stick -> session -> pump, waking the pump's radio only if it does not answer.
-    The options (e.g. ``poll_interval``, ``stall_wait``) let tests match the emulator's fast
-    timing."""
-    from .link import Link
-    from .session import Session
-    from .stick import Stick
-    with Link(port or cli.find_port()) as link:
-        stick = Stick(link, **(stick_options or {}))
-        stick.open()
-        session = Session(stick, serial, **(session_options or {}))
-        data = session.wake(commands.by_name("ReadPumpModel"), commands.by_name("PowerControl"))
-        yield commands.Pump(session, model=commands.decode("ReadPumpModel", data, None))
 
 
 def _write(args, parser, act, **writer_options):

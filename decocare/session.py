@@ -113,8 +113,8 @@ class Session:
         self.stick.finish(self.stall_wait)
         try:
             self.execute(power_on, params=bytes([0x01, minutes & 0xFF]), attempts=1)
-        except Uncertain as exc:        # PowerControl only powers the radio: probing tells
-            log.warning("%s", exc)
+        except Uncertain:               # PowerControl only powers the radio: probing tells
+            log.info("PowerControl got no clear answer; probing whether the pump listens now")
         return self.execute(probe)
 
 

@@ -69,7 +69,7 @@ def main(argv=None):
     args = pumpcli.parse(p, argv)
     if args.minutes < 0:
         p.error("MINUTES must be 0 or more")
-    with pumpcli.open_pump(args) as pump:
+    with pumpcli.open_args(args) as pump:
         out = _state(pump)
         out.update(model=str(pump.model), serial=args.serial)
         cutoff = datetime.datetime.fromisoformat(out["clock"]) - datetime.timedelta(minutes=args.minutes)

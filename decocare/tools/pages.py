@@ -57,7 +57,7 @@ def pages_main(argv=None):
     last = args.first if args.last is None else args.last
     if args.first < 0 or last < args.first:
         p.error("pages must satisfy 0 <= FIRST <= LAST")
-    with pumpcli.open_pump(args) as pump:
+    with pumpcli.open_args(args) as pump:
         pages = read_pages(pump, "history", range(args.first, last + 1), args.save)
     pumpcli.dump([pumpcli.page_json(number, result) for number, result in pages])
     return pumpcli.partial_exit(p.prog, _problems(pages))
@@ -67,7 +67,7 @@ def history_main(argv=None):
     p = pumpcli.parser("mm-history.py", MM_HISTORY)
     _options(p)
     args = pumpcli.parse(p, argv)
-    with pumpcli.open_pump(args) as pump:
+    with pumpcli.open_args(args) as pump:
         pages = read_pages(pump, "history", range(pump.page_count()), args.save)
     pumpcli.dump([rec for _, result in pages for rec in result.records])
     return pumpcli.partial_exit(p.prog, _problems(pages))
@@ -80,7 +80,7 @@ def glucose_main(argv=None):
     args = pumpcli.parse(p, argv)
     if args.pages is not None and args.pages < 1:
         p.error("--pages must be 1 or more")
-    with pumpcli.open_pump(args) as pump:
+    with pumpcli.open_args(args) as pump:
         cursor = pump.read("ReadCurGlucosePageNumber")
         count = cursor["glucose"] if args.pages is None else min(args.pages, cursor["glucose"])
         newest = cursor["page"]

@@ -10,7 +10,7 @@ import os
 import sys
 
 from .. import cgm, cli, history
-from ..commands import Pump, decode as decode_reply
+from ..commands import Pump
 from ..errors import EXIT_PARTIAL
 from ..link import Link
 from ..session import Session
@@ -47,15 +47,21 @@ def parse(p, argv):
 
 
 @contextlib.contextmanager
-def open_pump(args):
-    """A Pump on ``args.port`` (default: the plugged-in stick), awake."""
-    with Link(args.port or cli.find_port()) as link:
-        stick = Stick(link)
+def open_pump(port, serial, model=None, minutes=10, stick_options=None, session_options=None):
+    """Port -> stick -> session -> Pump, awake: the pump's radio is switched on (PowerControl,
+    ~17 s) only when a ReadPumpModel probe gets no answer, and that probe's answer gives the
+    model.  The options (e.g. ``poll_interval``) let tests match the emulator's fast timing."""
+    with Link(port or cli.find_port()) as link:
+        stick = Stick(link, **(stick_options or {}))
         stick.open()
-        session = Session(stick, args.serial)
-        pump = Pump(session, model=args.model)
-        reply = pump.ensure_awake(args.rf_minutes)     # the probe is ReadPumpModel: keep its answer
-        yield pump if args.model else Pump(session, model=decode_reply("ReadPumpModel", reply, None))
+        pump = Pump(Session(stick, serial, **(session_options or {})), model=model)
+        pump.ensure_awake(minutes)
+        yield pump
+
+
+def open_args(args):
+    """``open_pump`` for a tool's parsed ``--port --serial --model --rf-minutes``."""
+    return open_pump(args.port, args.serial, model=args.model, minutes=args.rf_minutes)
 
 
 def dump(value):

@@ -62,7 +62,7 @@ def main(argv=None):
         for row in rows:
             _refuse_write(row)
     values = {"page": args.page} if args.page is not None else {}
-    with pumpcli.open_pump(args) as pump:
+    with pumpcli.open_args(args) as pump:
         model = pump.model
         if opcode is None:
             row = commands.resolve(args.command, model)
