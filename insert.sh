@@ -22,7 +22,7 @@ for arg in "$@"; do
   case "$arg" in
     --dry-run|-n) dry=1 ;;
     --udev) udev=1 ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,/^[^#]/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "insert.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done

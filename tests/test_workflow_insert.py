@@ -122,6 +122,13 @@ def test_bad_argument_is_a_usage_error(box):
     assert res.returncode == 2 and "unknown argument" in res.stderr
 
 
+def test_help_is_the_header_comment_only(box):
+    res = box("--help")
+    assert res.returncode == 0 and "sudo ./insert.sh --udev" in res.stdout
+    assert res.stdout.rstrip().endswith("(tests).")          # nothing of the script after it
+    assert "set -u" not in res.stdout and "VENDOR=" not in res.stdout
+
+
 def test_rule_matches_the_stick_and_names_the_port():
     text = RULE.read_text()
     assert 'ATTRS{idVendor}=="0a21", ATTRS{idProduct}=="8001"' in text
