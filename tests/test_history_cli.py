@@ -27,11 +27,13 @@ def pages(tmp_path_factory):
             enc("Bolus", "523", "2015-03-01T12:00:00", programmed=2.0, amount=2.0, unabsorbed=1.5)]
     (good,) = history.build_pages(made, "523")
     paths = {"good": tmp / "good.data", "short": tmp / "short.data", "bad": tmp / "bad.data",
-             "notapage": tmp / "notapage.data", "glucose": tmp / "glucose.data"}
+             "notapage": tmp / "notapage.data", "glucose": tmp / "glucose.data",
+             "text": tmp / "notes.txt"}
     paths["good"].write_bytes(good)
     paths["short"].write_bytes(good[:45])    # 3 records + 5 bytes of the 4th
     paths["bad"].write_bytes(good[:1023] + bytes([good[1023] ^ 1]))
     paths["notapage"].write_bytes(bytes(1500))
+    paths["text"].write_bytes(b"pump notes: 2.5 U at lunch\n")     # page-sized or not, no record
     paths["glucose"].write_bytes(cgm.build_page(cgm.sgv_records([100, 110, 120], "2016-01-01T10:00:00")))
     return paths
 
@@ -60,6 +62,7 @@ def test_summary_ends_with_the_coverage_line(pages):
     (("--json", "--model", "523", "/no/such/page.data"), 2, "no such file"),
     (("--json", "--model", "999", "good"), 2, "unknown pump model"),
     (("--json", "--model", "523", "notapage"), 2, "not a history page"),
+    (("--json", "--model", "523", "text"), 2, "not a history page"),
     (("--json", "--model", "523", "short"), 3, "truncated"),
     (("--json", "--model", "523", "bad"), 3, "CRC16 does not match"),
 ])

@@ -47,6 +47,11 @@ def _decode(path, args):
     except NotAPage as exc:
         raise NotAPage("%s: %s" % (path, exc))
     except PartialPage as exc:
+        if not exc.result.entries and exc.result.partial_offset == 0 and any(data):
+            # not one record decodes from byte 0 on: this file is no page (a text file, a log)
+            raise NotAPage("%s: not a %s page: no record decodes (%s)"
+                           % (path, "glucose" if getattr(args, "glucose", False) else "history",
+                              exc.result.problem()))
         raise PartialPage("%s: %s" % (path, exc), exc.result)
 
 
