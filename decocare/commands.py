@@ -649,14 +649,9 @@ def main(argv=None):
     cli.setup_logging(args.verbose)
     args.serial = args.serial_arg or args.serial
     serial = cli.require_serial(args, parser)
-    port = args.port_arg or args.port or cli.find_port()
-    from .link import Link          # the CLI is the one place here that needs the transport
-    from .session import Session
-    from .stick import Stick
-    with Link(port) as link:
-        pump = Pump(Session(Stick(link), serial), model=args.model)
-        if not args.no_wake:
-            pump.ensure_awake(args.rf_minutes)
+    from .tools.pumpcli import open_pump   # the CLI is the one place here that needs the transport
+    with open_pump(args.port_arg or args.port, serial, model=args.model, minutes=args.rf_minutes,
+                   wake=not args.no_wake) as pump:
         result = {"model": str(pump.model), "serial": serial}
         result.update(pump.read_all())
     if args.json:

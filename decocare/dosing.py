@@ -296,7 +296,6 @@ class Writer:
     def _judge_temp(self, result, temp, amount, duration, before, now, elapsed):
         if now is None:
             return self.unverified(result, "the temp basal could not be read back")
-        wanted = (temp, amount)
         running = lambda state: (state["temp"], state["rate"]) if state["duration"] else None
         if duration == 0:
             matches = not now["duration"]

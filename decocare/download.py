@@ -12,10 +12,11 @@ import os
 import sys
 import time
 
-from . import cli, commands
-from .errors import EXIT_OK, CommError, Refused
+from . import cli
 from . import session as session_cli
-from .link import Link
+from .errors import EXIT_OK, CommError, Refused
+from .models import get_model
+from .tools.pumpcli import open_pump
 
 END_CODES = (0x0D, 0x08)      # "no such page" / "refused": the history ends before this page
 GIVE_UP_AFTER = 3             # consecutive pages lost: the pump has gone away, stop asking
@@ -98,14 +99,10 @@ def main(argv=None):
                         help="do not probe/wake the pump first (e.g. replaying a recorded download)")
     args = session_cli.parse(session_cli.add_arguments(parser), argv)
     if args.model:
-        commands.Pump(None, model=args.model)          # BadInput for an unknown model, before the port
-    with Link(args.port or cli.find_port()) as link:
-        session = session_cli.open_session(link, args.serial)
-        model = args.model
-        if not args.no_wake:
-            probed = session_cli.wake(session, args.minutes)
-            model = model or probed
-        saved, failed = download(commands.Pump(session, model=model), args.out, args.glucose)
+        get_model(args.model)                           # BadInput for an unknown model, before the port
+    with open_pump(args.port, args.serial, model=args.model, minutes=args.minutes,
+                   wake=not args.no_wake) as pump:
+        saved, failed = download(pump, args.out, args.glucose)
     if failed:
         print("%d page%s could not be read intact: %s" % (len(failed), "s" * (len(failed) > 1),
               " ".join(str(p) for p in sorted(failed))), file=sys.stderr)

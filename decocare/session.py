@@ -13,8 +13,6 @@ import logging
 
 from . import cli, frames
 from .errors import CommError, CRCError, NoResponse, PortError, Refused, Uncertain
-from .link import Link
-from .stick import Stick
 
 log = logging.getLogger(__name__)
 
@@ -148,27 +146,14 @@ def parse(parser, argv):
     return args
 
 
-def open_session(link, serial):
-    """A Session on a freshly opened (drained, checked) stick."""
-    stick = Stick(link)
-    stick.open()
-    return Session(stick, serial)
-
-
-def wake(session, minutes):
-    """Probe with ReadPumpModel, waking the pump only if needed; returns the model number."""
-    from . import commands
-    data = session.wake(commands.by_name("ReadPumpModel"), commands.by_name("PowerControl"), minutes)
-    return commands.decode("ReadPumpModel", data, None)
-
-
 def main(argv=None):
     args = parse(add_arguments(argparse.ArgumentParser(
         prog="python -m decocare.session",
         description="Open a session with the pump: wake it only if it is not listening "
                     "(PowerControl takes ~17 s), then print its model.")), argv)
-    with Link(args.port or cli.find_port()) as link:
-        print("model: %s" % wake(open_session(link, args.serial), args.minutes))
+    from .tools.pumpcli import open_pump     # the CLI only: the session itself knows no commands
+    with open_pump(args.port, args.serial, minutes=args.minutes) as pump:
+        print("model: %s" % pump.model)
     return 0
 
 

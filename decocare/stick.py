@@ -14,7 +14,6 @@ Rules kept here (spec protocol.md §2.3, §4.4, §4.8):
 """
 import argparse
 import logging
-import sys
 import time
 from collections import namedtuple
 

@@ -2,7 +2,6 @@
 decoders on the spec's example replies, Pump over a fake session, the generated doc, the CLI."""
 import datetime
 import json
-import math
 import random
 import subprocess
 import sys

@@ -6,7 +6,6 @@ import pytest
 
 from decocare import commands, dosing, history
 from decocare.emulator import Emulator
-from decocare.errors import Refused
 from decocare.link import Link
 from decocare.session import Session
 from decocare.stick import Stick

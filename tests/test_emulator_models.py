@@ -5,7 +5,6 @@
   byte-identical and every read the model supports is answered (none refused).
 * With a generated history: the pages the client downloads decode back to the generated events.
 """
-import datetime
 import json
 
 import pytest

@@ -47,15 +47,18 @@ def parse(p, argv):
 
 
 @contextlib.contextmanager
-def open_pump(port, serial, model=None, minutes=10, stick_options=None, session_options=None):
+def open_pump(port, serial, model=None, minutes=10, wake=True, stick_options=None,
+              session_options=None):
     """Port -> stick -> session -> Pump, awake: the pump's radio is switched on (PowerControl,
     ~17 s) only when a ReadPumpModel probe gets no answer, and that probe's answer gives the
-    model.  The options (e.g. ``poll_interval``) let tests match the emulator's fast timing."""
+    model (``wake=False``: no probe, e.g. replaying a recording that has none).  The options
+    (e.g. ``poll_interval``) let tests match the emulator's fast timing."""
     with Link(port or cli.find_port()) as link:
         stick = Stick(link, **(stick_options or {}))
         stick.open()
         pump = Pump(Session(stick, serial, **(session_options or {})), model=model)
-        pump.ensure_awake(minutes)
+        if wake:
+            pump.ensure_awake(minutes)
         yield pump
 
 

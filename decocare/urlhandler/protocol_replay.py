@@ -1,6 +1,5 @@
 """``replay://PATH.jsonl``: a recorded USB transcript served as the stick's serial port, so any
 decocare tool can run against a real recorded session (rules in ``decocare.replay.Replay``)."""
-import time
 
 from serial.serialutil import PortNotOpenError, SerialBase, SerialException
 
