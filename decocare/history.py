@@ -24,6 +24,7 @@ from .models import Model, get_model
 
 PAGE_SIZE = 1024
 DATA_SIZE = 1022
+ONE_DAY = datetime.timedelta(days=1)
 
 # keys of a decoded record that are not field values (accepted back by encode_record)
 _META = ("_type", "_description", "_head", "_date", "_body", "appended", "timestamp",
@@ -127,7 +128,9 @@ def decode_record(rtype, lay, raw, model):
     elif lay.date == "d2":
         day = R.parse_d2(rec.ts)
         if day is not None:
-            when = datetime.datetime(day.year, day.month, day.day)
+            # the pump writes a day's totals when that day ends: dated 00:00 of the next day (as
+            # decocare 0.0.31, which oref0 and openaps rely on), so it sorts where it was written
+            when = datetime.datetime(day.year, day.month, day.day) + ONE_DAY
             fields["valid_date"] = day.isoformat()
     out = {"_type": rtype.name}
     if when is not None:
@@ -233,6 +236,13 @@ def newest_first(chain):
     return [rec for _, group in units for rec in group]
 
 
+def merge(results):
+    """One newest-first list of the records of several pages (PageResults given newest page
+    first, page 0, 1, ...), ordered across pages exactly as ``newest_first`` orders one page:
+    consumers that read the list in order (oref0) must never meet a record after an older one."""
+    return newest_first([rec for result in reversed(list(results)) for rec in result.raw_order])
+
+
 def _iso(text):
     return datetime.datetime.fromisoformat(text) if text else None
 
@@ -259,7 +269,8 @@ def encode_record(name, model, timestamp=None, **fields):
     decoded record can be passed back whole (``**record``) and its ``_head``/``_date``/``_body``
     hex seed the bytes, so undecoded bytes survive. Raw bytes can also be given as ``head=``
     (hex of the bytes between opcode and date) and ``body=`` (hex after the date). ``timestamp``
-    is a datetime or ISO text (daily totals: the date, or ``valid_date=``). Values the record
+    is a datetime or ISO text (daily totals: ``valid_date=`` the day summed up, or a ``timestamp``
+    at 00:00 of the day after, when the pump writes them). Values the record
     cannot hold raise BadInput rather than being truncated.
     """
     model = as_model(model)
@@ -275,13 +286,17 @@ def encode_record(name, model, timestamp=None, **fields):
         fields["data"] = []
     lay = _layout_for(rtype, model, fields)
     buf = _seed(rtype, lay, fields)
-    when = _when(timestamp if timestamp is not None else
-                 fields.get("valid_date") if rtype.date == "d2" else None, "timestamp")
-    if when is not None:
+    when = _when(timestamp, "timestamp")
+    if rtype.date == "d2":
+        # the stored date is the day summed up: ``valid_date``, else the day before ``timestamp``
+        day = _when(fields.get("valid_date"), "valid_date")
+        if day is None and when is not None:
+            day = when - ONE_DAY
+        if day is not None:
+            R.put_d2(buf, lay.head, day.date())
+    elif when is not None:
         if rtype.date == "ts":
             R.put_ts(buf, lay.head, when)
-        elif rtype.date == "d2":
-            R.put_d2(buf, lay.head, when.date())
         else:
             raise BadInput("%s records carry no date" % name)
     values = fields.get("data") if isinstance(fields.get("data"), dict) else fields

@@ -623,9 +623,10 @@ def _max_bolus():
 
 
 def _valid_date():
-    """Daily totals: the date itself (CareLink, ecc1, MinimedKit), not decocare's date + 1 day."""
+    """Daily totals: ``valid_date`` = the 2-byte date (the day summed up, as CareLink says);
+    ``timestamp`` = 00:00 of the day after, when the pump writes them (decocare 0.0.31, oref0)."""
     return Codec(("valid_date",), lambda r: {}, lambda buf, f, lay, m: None,
-                 "valid_date = the 2-byte date; timestamp = that date at 00:00")
+                 "valid_date = the 2-byte date (day summed up); timestamp = 00:00 of the next day")
 
 
 # --------------------------------------------------------------------------------------------

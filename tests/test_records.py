@@ -43,14 +43,20 @@ def test_second_timestamp_example():
     assert buf.hex() == "6fd7080106"
 
 
-@pytest.mark.parametrize("raw, day, amount", [
-    ("07000005260 78d".replace(" ", ""), "2013-01-07", 32.95),   # §1.4 worked example
-    ("0700000 50cc30c".replace(" ", ""), "2012-12-03", 32.3),    # CareLink ResultDailyTotal row
+@pytest.mark.parametrize("raw, day, written, amount", [
+    ("07000005260 78d".replace(" ", ""), "2013-01-07", "2013-01-08", 32.95),   # §1.4 worked example
+    ("0700000 50cc30c".replace(" ", ""), "2012-12-03", "2012-12-04", 32.3),    # CareLink row
 ])
-def test_daily_total_is_dated_like_carelink(raw, day, amount):
+def test_daily_total_sums_its_date_and_is_stamped_when_written(raw, day, written, amount):
+    """valid_date = the day summed up (CareLink's date); timestamp = 00:00 of the next day, when
+    the pump writes the record (decocare 0.0.31's stamp, which oref0 relies on for order)."""
     (rec,) = history.decode_page(page_of(bytes.fromhex(raw)), "522").records
-    assert rec["valid_date"] == day and rec["timestamp"] == day + "T00:00:00"
+    assert rec["valid_date"] == day and rec["timestamp"] == written + "T00:00:00"
     assert rec["amount"] == pytest.approx(amount)
+    # encoding from either key stores the same date
+    again = history.encode_record("ResultDailyTotal", "522", amount=amount, valid_date=day)
+    assert again == history.encode_record("ResultDailyTotal", "522", rec["timestamp"], amount=amount)
+    assert history.encode_record("ResultDailyTotal", "522", **rec) == bytes.fromhex(raw)
 
 
 def test_x23_bolus_is_in_fortieths():

@@ -95,9 +95,11 @@ def test_latest_state_and_cutoff_reads_only_the_pages_it_needs(emu, capsys):
     assert out["model"] == "523" and out["reservoir"] == emu.pump.reservoir
     assert out["temp_basal"]["duration"] == 0 and out["status"]["suspended"] is False
     assert set(out) >= {"clock", "settings", "battery", "status", "cutoff"}
-    # page 0 ends with a daily total dated midnight of the day before: older than the cutoff, yet
-    # page 1 still holds newer records, so it must not stop the reading
-    assert any("valid_date" in r and r["timestamp"] < out["cutoff"] for r in p0)
+    # daily totals are stamped when the pump wrote them (00:00 after the day they sum up), so
+    # they sit in time order and the cutoff may stop at one like at any other record
+    totals = [r for r in p0 + p1 if "valid_date" in r]
+    assert totals and all(datetime.date.fromisoformat(r["valid_date"]) + datetime.timedelta(days=1)
+                          == datetime.datetime.fromisoformat(r["timestamp"]).date() for r in totals)
     expected = [r for r in p0 + p1 if r["timestamp"] >= out["cutoff"]]
     assert [r["timestamp"] for r in out["history"]] == [r["timestamp"] for r in expected]
     assert out["pages_read"] == 2 and out["stopped_at"] == "cutoff"
@@ -134,18 +136,47 @@ def test_latest_whole_history_ends_at_the_last_page(emu, capsys):
 
 # --- mm-pages.py, mm-history.py, mm-glucose.py -----------------------------------------------------
 
+def assert_newest_first(records):
+    """Every dated record is no newer than the one before it: oref0 drops any record that is."""
+    stamps = [r["timestamp"] for r in records if "timestamp" in r]
+    assert stamps == sorted(stamps, reverse=True)
+
+
 def test_pages_and_history(emu, capsys, tmp_path):
-    code, out, _ = run(pages.pages_main, ["--port", emu.url, "--serial", SERIAL, "0", "1",
+    code, out, _ = run(pages.pages_main, ["--port", emu.url, "--serial", SERIAL, "0", "1", "--by-page",
                                           "--save", str(tmp_path)], capsys)
     assert code == 0 and [p["page"] for p in out] == [0, 1]
     assert all(p["crc_ok"] and p["complete"] for p in out)
     assert out[1]["records"] == json.loads(json.dumps(page_records(emu, 1)))
     assert (tmp_path / "ReadHistoryData-page-0.data").read_bytes() == emu.pump.history.pages[0]
+    code, merged, _ = run(pages.pages_main, ["--port", emu.url, "--serial", SERIAL, "0", "1"], capsys)
+    assert code == 0 and sorted(map(json.dumps, merged)) == sorted(
+        json.dumps(r) for p in out for r in p["records"])
+    assert_newest_first(merged)
     code, out, _ = run(pages.history_main, ["--port", emu.url, "--serial", SERIAL], capsys)
     every = [r for n in range(len(emu.pump.history.pages)) for r in page_records(emu, n)]
-    assert code == 0 and [r["timestamp"] for r in out] == [r["timestamp"] for r in every]
+    assert code == 0 and sorted(r["timestamp"] for r in out) == sorted(r["timestamp"] for r in every)
+    assert_newest_first(out)
     code, _, err = run(pages.pages_main, ["--port", emu.url, "--serial", SERIAL, "3", "1"], capsys)
     assert code == EXIT_USAGE and "FIRST <= LAST" in err
+
+
+def test_history_is_one_time_ordered_list_across_pages(tmp_path, capsys):
+    """A record written under an older clock on page 0 and a newer one on page 1 (clock set
+    back between them): the joined list must still be newest first (oref0 reads it in order)."""
+    late = [history.encode_record("Bolus", "523", "2026-01-02T10:00:00", amount=1.0, programmed=1.0)]
+    early = [history.encode_record("TempBasal", "523", "2026-01-02T11:00:00", temp="absolute", rate=1.0),
+             history.encode_record("TempBasalDuration", "523", "2026-01-02T11:00:00", **{"duration (min)": 30}),
+             history.encode_record("ResultDailyTotal", "523", amount=20.0, valid_date="2026-01-01")]
+    page1, = history.build_pages(early, "523")
+    page0, = history.build_pages(late, "523")
+    for n, page in enumerate((page0, page1)):
+        (tmp_path / ("ReadHistoryData-page-%d.data" % n)).write_bytes(page)
+    with Emulator(model="523", timing="fast", pages=str(tmp_path)) as e:
+        code, out, _ = run(pages.history_main, ["--port", e.url, "--serial", SERIAL], capsys)
+    assert code == 0
+    assert [r["_type"] for r in out] == ["TempBasalDuration", "TempBasal", "Bolus", "ResultDailyTotal"]
+    assert out[-1]["timestamp"] == "2026-01-02T00:00:00" and out[-1]["valid_date"] == "2026-01-01"
 
 
 def test_pages_partial_page_prints_then_exits_3(tmp_path, capsys):
@@ -157,7 +188,7 @@ def test_pages_partial_page_prints_then_exits_3(tmp_path, capsys):
     for n, page in enumerate([bytes(broken)] + good[1:]):
         (tmp_path / ("ReadHistoryData-page-%d.data" % n)).write_bytes(page)
     with Emulator(model="523", timing="fast", pages=str(tmp_path)) as e:
-        code, out, err = run(pages.pages_main, ["--port", e.url, "--serial", SERIAL, "0"], capsys)
+        code, out, err = run(pages.pages_main, ["--port", e.url, "--serial", SERIAL, "0", "--by-page"], capsys)
     assert code == EXIT_PARTIAL and out[0]["complete"] is False and out[0]["problem"]
     assert len(out[0]["records"]) == 2 and "page 0 decoded only in part" in err
 

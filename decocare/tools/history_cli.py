@@ -96,9 +96,8 @@ def list_history_main(argv=None):
         elif args.glucose:
             merged = sorted((r for _, result in results for r in result.records),
                             key=lambda r: r.get("date", ""), reverse=True)
-        else:   # pages given newest first (page 0, 1, ...): chain them oldest first
-            merged = history.newest_first([r for _, result in reversed(results)
-                                           for r in result.raw_order])
+        else:   # pages given newest first (page 0, 1, ...): one time-ordered list
+            merged = history.merge(result for _, result in results)
         json.dump(merged, sys.stdout, indent=2)
         print()
     else:

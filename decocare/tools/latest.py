@@ -6,9 +6,8 @@
 Reads the clock, settings, status, battery, reservoir and temp basal, then history pages from
 page 0 (the newest) only as far as needed: it stops at the first record older than the cutoff
 (pump clock minus MINUTES) or at the record whose id is --since-id, so a loop that passes the
-newest id it has seen reads one page when nothing is new.  Daily-total records carry only a
-date (midnight of the day they sum up, written the day after): they never stop the reading.
-If the pump clock was set back, records written after that may carry older times than records
+newest id it has seen reads one page when nothing is new.  Daily-total records are stamped
+00:00 of the day after the one they sum up, when the pump writes them.  If the pump clock was set back, records written after that may carry older times than records
 before it; like decocare's, the cutoff then stops early (a long MINUTES with --since-id reads
 across it).  Every record carries ``id``, the
 base64 of its bytes.  ``history`` is newest first and excludes the --since-id record itself.
@@ -29,32 +28,48 @@ STATE = (("clock", "ReadRTC"), ("settings", "ReadSettings"), ("status", "ReadPum
 
 def recent(pump, cutoff, since_id=None):
     """History records newer than ``cutoff`` (and newer than the record ``since_id``), newest
-    first, reading pages from 0 until one of those stops it.  Returns (records, pages read,
-    why it stopped, [(page, problem)])."""
-    records, problems = [], []
+    first in one time-ordered list across the pages read, reading pages from 0 until one holds
+    the cutoff or the since-id record.  Returns (records, pages read, why it stopped,
+    [(page, problem)])."""
+    results, problems = [], []
     last = None
     page = 0
     while True:
         result = history.decode_page(pump.history_page(page), pump.model, lenient=True)
+        results.append(result)
         if not result.complete:
             problems.append((page, result.problem()))
+        stopped = None
         for rec in result.records:
             rec["id"] = pumpcli.record_id(rec)
             if since_id and rec["id"] == since_id:
-                return records, page + 1, "since-id", problems
+                stopped = "since-id"
+                break
             when = rec.get("timestamp")
             if when and datetime.datetime.fromisoformat(when) < cutoff:
-                if "valid_date" in rec:
-                    # a day's record (daily totals) is dated midnight of the day it sums up but
-                    # written after it: newer timed records can follow on older pages
-                    continue
-                return records, page + 1, "cutoff", problems
-            records.append(rec)
-        if last is None:
-            last = pump.page_count() - 1    # asked only when page 0 was not enough
-        if page >= last:
-            return records, page + 1, "end of history", problems
+                stopped = "cutoff"
+                break
+        if stopped is None:
+            if last is None:
+                last = pump.page_count() - 1    # asked only when page 0 was not enough
+            if page >= last:
+                stopped = "end of history"
+        if stopped:
+            return _newer(history.merge(results), cutoff, since_id), page + 1, stopped, problems
         page += 1
+
+
+def _newer(records, cutoff, since_id):
+    """The prefix of a newest-first list before the since-id record / the first older record."""
+    out = []
+    for rec in records:
+        if since_id and rec["id"] == since_id:
+            break
+        when = rec.get("timestamp")
+        if when and datetime.datetime.fromisoformat(when) < cutoff:
+            break
+        out.append(rec)
+    return out
 
 
 def _state(pump):

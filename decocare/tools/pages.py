@@ -5,13 +5,17 @@ and decoded for the pump's model.  A page that decodes only in part (an unknown 
 CRC from --lenient reading of saved pages) is still printed; the tool then exits 3 with one line
 per such page on stderr, because records past the problem are missing.
 """
+from .. import history
 from . import pumpcli
 
-MM_PAGES = """mm-pages.py: history pages FIRST..LAST (default: page 0 only), one JSON object per page.
+MM_PAGES = """mm-pages.py: history pages FIRST..LAST (default: page 0 only) as one JSON list of
+records, newest first in time order across the pages (decocare's record shape).
 
   mm-pages.py --serial 208850 0 2 --save logs/
+  mm-pages.py --serial 208850 0 2 --by-page
 
-Each object: page, crc_ok, complete, problem, records (decocare's record shape, newest first).
+--by-page prints one JSON object per page instead: page, crc_ok, complete, problem, records
+(that page's records, newest first).
 """
 
 MM_HISTORY = """mm-history.py: the pump's whole history (every page it keeps) as one JSON list of
@@ -52,6 +56,8 @@ def pages_main(argv=None):
     p = pumpcli.parser("mm-pages.py", MM_PAGES)
     p.add_argument("first", nargs="?", type=int, default=0, help="first page (default 0, the newest)")
     p.add_argument("last", nargs="?", type=int, help="last page (default: FIRST)")
+    p.add_argument("--by-page", action="store_true",
+                   help="one JSON object per page (page, crc_ok, complete, problem, records)")
     _options(p)
     args = pumpcli.parse(p, argv)
     last = args.first if args.last is None else args.last
@@ -59,7 +65,10 @@ def pages_main(argv=None):
         p.error("pages must satisfy 0 <= FIRST <= LAST")
     with pumpcli.open_args(args) as pump:
         pages = read_pages(pump, "history", range(args.first, last + 1), args.save)
-    pumpcli.dump([pumpcli.page_json(number, result) for number, result in pages])
+    if args.by_page:
+        pumpcli.dump([pumpcli.page_json(number, result) for number, result in pages])
+    else:
+        pumpcli.dump(history.merge(result for _, result in pages))
     return pumpcli.partial_exit(p.prog, _problems(pages))
 
 
@@ -69,7 +78,7 @@ def history_main(argv=None):
     args = pumpcli.parse(p, argv)
     with pumpcli.open_args(args) as pump:
         pages = read_pages(pump, "history", range(pump.page_count()), args.save)
-    pumpcli.dump([rec for _, result in pages for rec in result.records])
+    pumpcli.dump(history.merge(result for _, result in pages))
     return pumpcli.partial_exit(p.prog, _problems(pages))
 
 
