@@ -176,8 +176,9 @@ def settings(data, model):
 
 
 def basal_profile(data, model):
-    """0x92-0x94: 48 entries ``[rate_lo, rate_hi, start]``; rate uint16 LE in 0.025 U/h, start in
-    half-hours; the list ends at the first entry after index 0 that is ``00 00 00`` or has start
+    """0x92-0x94: 48 entries ``[rate_lo, rate_hi, start]`` -> [{i, start, minutes, offset, rate}]
+    (decocare 0.0.31's keys, which oref0 reads; ``offset`` = ``minutes``); rate uint16 LE in
+    0.025 U/h, start in half-hours; the list ends at the first entry after index 0 that is ``00 00 00`` or has start
     0x3F (``00 00 3F`` alone = empty profile).  decocare read only the low byte (spec §5.3)."""
     _need(data, 3, "basal profile")
     out = []
@@ -186,7 +187,8 @@ def basal_profile(data, model):
         if start == 0x3F or (i > 0 and lo == hi == start == 0):
             break
         clock, minutes = _clock(start)
-        out.append({"i": i, "start": clock, "minutes": minutes, "rate": _units(((hi << 8) | lo) / 40.0)})
+        out.append({"i": i, "start": clock, "minutes": minutes, "offset": minutes,
+                    "rate": _units(((hi << 8) | lo) / 40.0)})
     return out
 
 
@@ -203,8 +205,10 @@ def bg_units(data, model):
 
 
 def _entry(x, start):
+    """One schedule entry's place: ``x`` its index, ``i`` the start in half-hours, ``start``
+    "HH:MM:SS", ``offset`` minutes after midnight (what oref0, decocare 0.0.31 and ecc1 read)."""
     clock, minutes = _clock(start)
-    return {"x": x, "i": start, "start": clock, "offset": minutes * 60 * 1000}
+    return {"x": x, "i": start, "start": clock, "offset": minutes}
 
 
 def carb_ratios(data, model):

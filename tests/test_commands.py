@@ -355,7 +355,7 @@ def test_basal_profile_rules():
     assert decode("ReadProfile_A512", pad("00003f", 192), "522") == []
     # 16-bit little-endian rates: 0x0118 = 280 -> 7.0 U/h (decocare read 0x18 -> 0.6)
     got = decode("ReadProfile_B512", pad("180100" "000000", 192), "523")
-    assert got == [{"i": 0, "start": "00:00:00", "minutes": 0, "rate": 7.0}]
+    assert got == [{"i": 0, "start": "00:00:00", "minutes": 0, "offset": 0, "rate": 7.0}]
     # a zero rate at midnight is a real entry; the end is the first all-zero entry after it
     got = decode("ReadProfile_B512", pad("000000" "040002" "08003f", 192), "515")
     assert [(e["rate"], e["minutes"]) for e in got] == [(0.0, 0), (0.1, 60)]
@@ -377,12 +377,15 @@ def test_carb_ratios_sensitivities_targets():
     s = decode("ReadInsulinSensitivities", pad("02401e0e19"), "522")   # 0x40 overflow bit, mmol
     assert [e["sensitivity"] for e in s["sensitivities"]] == [28.6, 2.5]
     assert s["sensitivities"][1]["start"] == "07:00:00"
+    # offsets are minutes after midnight (oref0 compares them with the minutes of the day)
+    assert [(e["x"], e["i"], e["offset"]) for e in s["sensitivities"]] == [(0, 0, 0), (1, 14, 420)]
     t = decode("ReadBGTargets", pad("01006464"), "515")
     assert t["units"] == "mg/dL" and [(e["low"], e["high"]) for e in t["targets"]] == [(100, 100)]
     t = decode("ReadBGTargets", pad("0200373c"), "523")
     assert [(e["low"], e["high"]) for e in t["targets"]] == [(5.5, 6.0)]
     t = decode("ReadBGTargets", pad("01006e1078"), "512")
     assert [(e["low"], e["high"], e["start"]) for e in t["targets"]] == [(110, 110, "00:00:00"), (120, 120, "08:00:00")]
+    assert [e["offset"] for e in t["targets"]] == [0, 480]
 
 
 def test_units_and_pages():

@@ -203,7 +203,7 @@ def test_515_vendor_upload_values(corpus):
     assert [(e["start"], e["rate"]) for e in std] == [
         ("00:00:00", 1.2), ("02:00:00", 0.9), ("07:00:00", 1.0), ("11:00:00", 1.5), ("16:00:00", 1.0)]
     b = decode("ReadProfile_B512", captured(corpus, "515", 0x94, frames.KIND_CHUNK)[0], "515")
-    assert b[0] == {"i": 0, "start": "00:00:00", "minutes": 0, "rate": 0.0} and len(b) > 10
+    assert b[0] == {"i": 0, "start": "00:00:00", "minutes": 0, "offset": 0, "rate": 0.0} and len(b) > 10
     assert decode("ReadCarbRatios", captured(corpus, "515", 0x8A)[0], "515")["schedule"][0]["ratio"] == 10
     assert decode("ReadInsulinSensitivities", captured(corpus, "515", 0x8B)[0], "515")["sensitivities"][0][
         "sensitivity"] == 50
