@@ -1,6 +1,11 @@
 #!/usr/bin/env python3
-"""list_dates.py: see --help. A thin script over decocare.tools.history_cli.list_dates_main."""
-from decocare.tools.history_cli import list_dates_main, script
+"""list_dates.py: see `list_dates.py --help`; every tool is listed in decocare/tools/registry.py."""
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "."))
+
+from decocare.tools.registry import launch  # noqa: E402
 
 if __name__ == "__main__":
-    script(list_dates_main)
+    launch("list_dates.py")

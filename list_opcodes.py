@@ -1,6 +1,11 @@
 #!/usr/bin/env python3
-"""list_opcodes.py: see --help. A thin script over decocare.tools.history_cli.list_opcodes_main."""
-from decocare.tools.history_cli import list_opcodes_main, script
+"""list_opcodes.py: see `list_opcodes.py --help`; every tool is listed in decocare/tools/registry.py."""
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "."))
+
+from decocare.tools.registry import launch  # noqa: E402
 
 if __name__ == "__main__":
-    script(list_opcodes_main)
+    launch("list_opcodes.py")

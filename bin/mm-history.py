@@ -1,6 +1,11 @@
 #!/usr/bin/env python3
-"""mm-history.py: see `mm-history.py --help` (the tool lives in decocare.tools.pages)."""
-from decocare.tools.pages import cli_history
+"""mm-history.py: see `mm-history.py --help`; every tool is listed in decocare/tools/registry.py."""
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from decocare.tools.registry import launch  # noqa: E402
 
 if __name__ == "__main__":
-    cli_history()
+    launch("mm-history.py")

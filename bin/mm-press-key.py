@@ -1,6 +1,11 @@
 #!/usr/bin/env python3
-"""mm-press-key.py: see `mm-press-key.py --help` and docs/dosing.md (the tool lives in decocare.dosing)."""
-from decocare.dosing import press_key_cli
+"""mm-press-key.py: see `mm-press-key.py --help`; every tool is listed in decocare/tools/registry.py."""
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from decocare.tools.registry import launch  # noqa: E402
 
 if __name__ == "__main__":
-    press_key_cli()
+    launch("mm-press-key.py")

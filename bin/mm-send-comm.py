@@ -1,6 +1,11 @@
 #!/usr/bin/env python3
-"""mm-send-comm.py: see `mm-send-comm.py --help` (the tool lives in decocare.tools.send_comm)."""
-from decocare.tools.send_comm import cli
+"""mm-send-comm.py: see `mm-send-comm.py --help`; every tool is listed in decocare/tools/registry.py."""
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from decocare.tools.registry import launch  # noqa: E402
 
 if __name__ == "__main__":
-    cli()
+    launch("mm-send-comm.py")

@@ -1,6 +1,11 @@
 #!/usr/bin/env python3
-"""mm-set-rtc.py: see `mm-set-rtc.py --help` and docs/dosing.md (the tool lives in decocare.dosing)."""
-from decocare.dosing import set_rtc_cli
+"""mm-set-rtc.py: see `mm-set-rtc.py --help`; every tool is listed in decocare/tools/registry.py."""
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from decocare.tools.registry import launch  # noqa: E402
 
 if __name__ == "__main__":
-    set_rtc_cli()
+    launch("mm-set-rtc.py")

@@ -1,6 +1,11 @@
 #!/usr/bin/env python3
-"""mm-temp-basals.py: see `mm-temp-basals.py --help` and docs/dosing.md (the tool lives in decocare.dosing)."""
-from decocare.dosing import temp_basals_cli
+"""mm-temp-basals.py: see `mm-temp-basals.py --help`; every tool is listed in decocare/tools/registry.py."""
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from decocare.tools.registry import launch  # noqa: E402
 
 if __name__ == "__main__":
-    temp_basals_cli()
+    launch("mm-temp-basals.py")

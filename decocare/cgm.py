@@ -14,11 +14,8 @@ API: ``decode_page(data, model=None, lenient=False) -> GlucosePage``,
 import datetime
 
 from .errors import BadInput, NotAPage, PartialPage
-from .lib import crc16, page_crc_ok
+from .pages import DATA_SIZE, ISIG_SIZE, PAGE_SIZE, page_crc_ok, seal
 
-PAGE_SIZE = 1024
-DATA_SIZE = 1022
-ISIG_SIZE = 2048
 FIVE_MIN = datetime.timedelta(minutes=5)
 
 # op -> (name, size incl. opcode, time kind): "rel" dated from a timestamp, "abs" own date, None
@@ -282,8 +279,7 @@ def build_page(records):
     data = b"".join(bytes(r) for r in records)
     if len(data) > DATA_SIZE:
         raise BadInput("%d bytes of glucose records do not fit in one page (%d)" % (len(data), DATA_SIZE))
-    data += bytes(DATA_SIZE - len(data))
-    return data + crc16(data).to_bytes(2, "big")
+    return seal(data)
 
 
 def check_isig_page(data):

@@ -8,26 +8,23 @@ emulator, the replay and ``docs/commands.md`` all read the same rows (spec proto
 SetRTC/Bolus on later pumps), so a row is always looked up *for a model*; a model that lacks a
 command raises ``errors.Unsupported`` before anything is sent.
 
-This module does not import ``session``: ``Pump`` receives a session object (see ARCHITECTURE.md).
+``Pump`` receives a session object; this module imports no layer above the codec.
 """
-import argparse
 import datetime
 import inspect
-import json
 import math
-import sys
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 from . import decoders as dec
-from .errors import BadInput, CRCError, Refused, Unsupported
-from .frames import FRAMES_MANY, FRAMES_NONE, FRAMES_ONE
-from .lib import page_crc_ok
-from .models import Model, get_model
+from .errors import NAK_REFUSED, BadInput, CRCError, ModelMismatch, Refused, Unsupported
+from .frames import FRAMES_MANY, FRAMES_NONE, FRAMES_ONE, POWER_CONTROL, WAKE_BUTTON
+from .pages import page_crc_ok
+from .models import MAX_HISTORY_PAGES, Model, get_model
+from .vocabulary import KEYS, PATTERN_NAMES, pattern_number
 
 READ_RETRIES = 2     # stick RF retries for reads (decocare and the vendor)
 WRITE_RETRIES = 0    # every write: one TransmitPacket, no stick repeat (spec §7.3 rule 1)
-WAKE_BUTTON = 0x55   # TransmitPacket byte 9 for PowerControl
 
 
 @dataclass(frozen=True)
@@ -84,7 +81,7 @@ class Command:
 def _number(value, what):
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise BadInput("%s must be a number, got %r" % (what, value))
     if math.isnan(number) or math.isinf(number):
         raise BadInput("%s must be a finite number, got %r" % (what, value))
@@ -180,20 +177,14 @@ def p_set_suspend(model, suspend):
     return bytes([1 if suspend else 0])
 
 
-PROFILE_CODES = {"STD": 0, "STANDARD": 0, "A": 1, "B": 2}
-
-
 def p_select_basal_profile(model, profile):
     """``[0 STD | 1 A | 2 B]``."""
-    key = str(profile).strip().upper()
-    if key in PROFILE_CODES:
-        return bytes([PROFILE_CODES[key]])
-    if key in ("0", "1", "2"):
-        return bytes([int(key)])
-    raise BadInput("basal profile must be STD, A or B, got %r" % (profile,))
-
-
-KEYS = ("EASY", "ESC", "ACT", "UP", "DOWN")
+    number = pattern_number(profile)
+    if number is None and str(profile).strip() in ("0", "1", "2"):
+        number = int(str(profile).strip())
+    if number is None:
+        raise BadInput("basal profile must be %s, got %r" % (", ".join(PATTERN_NAMES), profile))
+    return bytes([number])
 
 
 def p_keypad_push(model, key):
@@ -259,7 +250,7 @@ X11, X12, X15, X22, X23 = since(11), since(12), since(15), since(22), since(23)
 
 COMMANDS = (
     # radio and identity
-    _write("PowerControl", 0x5D, X11, p_power_control, FRAMES_NONE, False,
+    _write("PowerControl", POWER_CONTROL, X11, p_power_control, FRAMES_NONE, False,
            "Keep the pump's radio listening; the stick's wake-up burst takes ~17 s. minutes=0 switches "
            "the radio off (the stick gives no USB answer then) [OBS]", button=WAKE_BUTTON),
     _read("ReadPumpModel", 0x8D, X12, dec.pump_model, "Model number as text, e.g. \"523\" [OBS]"),
@@ -336,6 +327,10 @@ COMMANDS = (
           "Glucose pages holding dates begin..end (values: begin, end) [DECO]", encoder=p_filter),
     _read("FilterISIGHistory", 0xA9, X22, dec.filter_pages,
           "ISIG pages holding dates begin..end (values: begin, end) [DECO]", encoder=p_filter),
+    _write("SetMaxBolus", 0x41, X12, None, FRAMES_ONE, False,
+           "Set the max bolus [ECC1, MMK]; decocare never sends it. 0x41 is ReadTodayTotals508 on a 508"),
+    _write("SetMaxBasal", 0x6E, X12, None, FRAMES_ONE, False,
+           "Set the max basal [ECC1, MMK]; decocare never sends it"),
     _write("WriteGlucoseHistoryTimestamp", 0x28, X22, None, FRAMES_NONE, False,
            "Mark the glucose history (CGM log) [DECO]"),
     _raw("ReadOtherDevicesIDS", 0xF0, X23, "Other linked device IDs [MMK]"),
@@ -382,6 +377,7 @@ COMMANDS = (
 )
 
 _BY_NAME = {row.name: row for row in COMMANDS}
+_WRITE_OPCODES = frozenset(row.opcode for row in COMMANDS if row.write)
 
 
 # --- lookups -----------------------------------------------------------------------------------
@@ -482,30 +478,50 @@ def _check_page(data):
 class Pump:
     """Reads a pump through ``session`` (anything with ``execute(command, params, validate)`` and
     ``wake(probe, power_on, minutes)``).  Writes are not sent from here: they need the write flow
-    (pre-checks, exactly-once send, verification)."""
+    (pre-checks, exactly-once send, verification).
+
+    The pump's own answer is the truth about its model: ``model`` is what ReadPumpModel said in
+    this session (read once, before anything whose meaning or decoding depends on the model);
+    a ``model`` given by the user is only a claim, checked against that answer (``ModelMismatch``
+    when they differ).  Only the 508/511, which answer no ReadPumpModel, are taken on trust."""
 
     def __init__(self, session, model=None):
         self.session = session
-        self._model = _as_model(model) if model is not None else None
+        self.claimed = _as_model(model) if model is not None else None
+        self._model = None
+        if self.claimed is not None and self.claimed not in by_name("ReadPumpModel").models:
+            self._model = self.claimed          # 508/511: nothing to ask
 
     @property
     def model(self):
-        """The pump's Model: given, or read once with ReadPumpModel and kept."""
+        """The pump's Model as the pump reported it in this session."""
         if self._model is None:
-            data = self.session.execute(by_name("ReadPumpModel"), b"")
-            self._model = get_model(dec.pump_model(data, None))
+            self._confirm(self.session.execute(by_name("ReadPumpModel"), b""))
         return self._model
 
-    def get_model(self):
-        return self.model
+    @property
+    def known_model(self):
+        """The model as far as known without sending anything (reported, else claimed), or None."""
+        return self._model or self.claimed
 
-    def raw(self, name, **values):
-        """The reply bytes of read ``name``; Unsupported/BadInput before anything is sent."""
+    def _confirm(self, data):
+        reported = get_model(dec.pump_model(data, None))
+        if self.claimed is not None and reported != self.claimed:
+            raise ModelMismatch("--model %s disagrees with the pump, which reports model %s "
+                                "(ReadPumpModel); nothing else was sent" % (self.claimed, reported))
+        self._model = reported
+        return reported
+
+    def raw(self, name, params=None, **values):
+        """The reply bytes of read ``name`` (``params``: raw parameter bytes instead of values);
+        Unsupported/BadInput before anything is sent."""
         model = self.model
         row = resolve(name, model)
-        if row.write:
-            raise BadInput("%s changes the pump; Pump only reads (writes go through the write tools)" % name)
-        data = encode(row, model, values)
+        if row.write or is_write_opcode(row.opcode):
+            raise Refused("%s (0x%02X) changes the pump%s; it is never sent by a read (writes go "
+                          "through the write tools); nothing was sent"
+                          % (name, row.opcode, "" if row.write else " on other models"))
+        data = encode(row, model, values) if params is None else bytes(params)
         validate = _check_page if row.kind == "page" else None
         return self.session.execute(row, data, validate=validate)
 
@@ -525,145 +541,95 @@ class Pump:
                 out[row.logical] = {"error": str(exc), "code": exc.code}
         return out
 
+    # --- writes: only the write flow (decocare.dosing) sends them, after its checks ---------
+
+    def packet(self, name, params):
+        """The TransmitPacket write ``name`` would go out as (the session's one encoder)."""
+        return self.session.packet(resolve(name, self.model), bytes(params))
+
+    def write(self, name, params):
+        """Send write ``name`` with ``params`` exactly once (the session never repeats a write):
+        b"" on ACK, Refused on NAK, Uncertain when the answer is lost."""
+        row = resolve(name, self.model)
+        if not row.write:
+            raise BadInput("%s is a read, not a write" % name)
+        return self.session.execute(row, bytes(params))
+
+    @property
+    def writes_sent(self):
+        """Writes whose TransmitPacket went out in this session (see Session.writes_sent)."""
+        return getattr(self.session, "writes_sent", 0)
+
+    # --- pages ---------------------------------------------------------------------------
+
     def history_page(self, page):
-        return self.raw("ReadHistoryData", page=page)
+        return self._page("ReadHistoryData", page)
 
     def glucose_page(self, page):
-        return self.raw("ReadGlucoseHistory", page=page)
+        return self._page("ReadGlucoseHistory", page)
 
     def isig_page(self, page):
-        return self.raw("ReadISIGHistory", page=page)
+        return self._page("ReadISIGHistory", page)
+
+    def _page(self, name, page):
+        """A page read: one opcode with one meaning on every model, so it needs no model read
+        (a recorded download without ReadPumpModel replays); the model is checked when known."""
+        row = by_name(name)
+        known = self.known_model
+        if known is not None and known not in row.models:
+            raise Unsupported("%s is not supported by the %s; nothing was sent" % (name, known))
+        return self.session.execute(row, encode(row, known, {"page": page}), validate=_check_page)
+
+    def cur_page_number(self):
+        """ReadCurPageNumber's value (the oldest page that exists), or None when the pump has no
+        such command (x12: NAK 0x08).  Asked even when the claimed model lacks it: a wrong claim
+        must not shorten the history."""
+        row = by_name("ReadCurPageNumber")
+        if self._model is not None and self._model not in row.models:
+            return None
+        try:
+            return dec.cur_page_number(self.session.execute(row, b""), None)
+        except Refused as exc:
+            if exc.code == NAK_REFUSED:
+                return None
+            raise
 
     def page_count(self):
-        """How many history pages to read: min(ReadCurPageNumber, last page) + 1 (ecc1's reading,
-        spec §5.3); models without 0x9D: their page count (x12: 32)."""
-        model = self.model
-        if not supported("ReadCurPageNumber", model):
-            return model.history_pages
-        return min(self.read("ReadCurPageNumber"), model.history_pages - 1) + 1
+        """How many history pages to read: min(ReadCurPageNumber, 35) + 1 (ecc1's reading, spec
+        §5.3); a pump without 0x9D: its model's page count (x12: 32)."""
+        value = self.cur_page_number()
+        if value is None:
+            return self.model.history_pages
+        return min(value, MAX_HISTORY_PAGES - 1) + 1
 
     def ensure_awake(self, minutes=10):
-        """Probe with a cheap read; the session sends PowerControl only when the pump does not answer."""
+        """Probe with ReadPumpModel (its answer is the model, checked against a claim); the session
+        sends PowerControl only when the pump does not answer.  508/511: ReadRTC probes."""
         power_on = by_name("PowerControl")
-        p_power_control(None, minutes)
+        power_params = p_power_control(None, minutes)
         probe = by_name("ReadPumpModel")
         if self._model is not None and self._model not in probe.models:
             probe = resolve("ReadRTC", self._model)
-        data = self.session.wake(probe=probe, power_on=power_on, minutes=minutes)
-        if self._model is None:             # the probe was ReadPumpModel: no second read for .model
-            self._model = get_model(dec.pump_model(data, None))
+        data = self.session.wake(probe=probe, power_on=power_on, power_params=power_params)
+        if probe.name == "ReadPumpModel":
+            self._confirm(data)
         return data
 
 
 def reads_for(model):
-    """The plain reads (no values, not pages) ``model`` supports, in table order."""
+    """The plain reads (no values, not pages) ``model`` supports, in table order; never an opcode
+    that is a write on another model (the 508's 0x40-0x42 are SetRTC/SetMaxBolus/Bolus later)."""
     model = _as_model(model)
     return [row for row in COMMANDS
-            if row.kind == "read" and row.encoder is None and model in row.models]
+            if row.kind == "read" and row.encoder is None and model in row.models
+            and not is_write_opcode(row.opcode)]
 
 
-# --- docs/commands.md and the command line ----------------------------------------------------
-
-def _first_line(func):
-    return (inspect.getdoc(func) or "").split("\n")[0] if func else ""
-
-
-def doc_markdown():
-    """docs/commands.md, generated from COMMANDS (a test keeps the file current)."""
-    lines = [
-        "# Pump commands",
-        "",
-        "Generated from `decocare.commands.COMMANDS` by `python -m decocare.commands --doc`; do not edit.",
-        "",
-        "Models: generations (last two digits of the model number); `x15+` = 515, 522, 523, … 754;",
-        "`508` = the 508 only.  frames/retries/button are TransmitPacket bytes 11/10/9 (spec §4.2).",
-        "Every write is sent with retries 0 and never re-sent (spec §7.3).  Evidence: [OBS] captured,",
-        "[DECO]/[ECC1]/[MMK] a peer's code, [INF] inference, [unverified].  An opcode can mean",
-        "different commands on different models: look rows up with `for_opcode(opcode, model)`.",
-        "",
-        "| command | opcode | models | kind | frames | reply | retries | button | doses | params | reply decoded as | notes |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in COMMANDS:
-        name = row.name if not row.variant_of else "%s (as %s)" % (row.name, row.variant_of)
-        lines.append("| %s | 0x%02X | %s | %s | %d | %d | %d | 0x%02X | %s | %s | %s | %s |" % (
-            name, row.opcode, row.models, row.kind, row.frames, row.reply_size, row.retries,
-            row.button, "yes" if row.doses else "", _first_line(row.encoder) or "—",
-            _first_line(row.decoder) if row.decoder else "ACK", row.doc.replace("|", "/")))
-    aliased = sorted({row.opcode for row in COMMANDS if sum(r.opcode == row.opcode for r in COMMANDS) > 1})
-    lines += ["", "## Opcodes with more than one meaning", ""]
-    for opcode in aliased:
-        lines.append("* 0x%02X: %s" % (opcode, "; ".join(
-            "%s on %s" % (row.name, row.models) for row in COMMANDS if row.opcode == opcode)))
-    return "\n".join(lines) + "\n"
+def is_write_opcode(opcode):
+    """True when ``opcode`` changes the pump on any model: a read-only tool never sends it."""
+    return opcode in _WRITE_OPCODES
 
 
-def _text(value):
-    """One decoded value on one line; raw hex without its zero padding."""
-    if isinstance(value, dict):
-        return ", ".join("%s=%s" % (key, _text(item)) for key, item in value.items())
-    if isinstance(value, list):
-        return "[%s]" % "; ".join(_text(item) for item in value)
-    return str(value)
-
-
-def _show(value):
-    """Markdown-ish lines for a decoded value (``--json`` gives the exact values)."""
-    if isinstance(value, dict):
-        lines = []
-        for key, item in value.items():
-            if key == "raw" and isinstance(item, str):
-                kept = bytes.fromhex(item).rstrip(b"\0").hex()
-                item = "%s (then zeros)" % (kept or "00") if kept != item else item
-            if isinstance(item, list) and item and isinstance(item[0], dict):
-                lines.append("- %s:" % key)
-                lines += ["  - %s" % _text(entry) for entry in item]
-            else:
-                lines.append("- %s: %s" % (key, _text(item)))
-        return "\n".join(lines)
-    if isinstance(value, list):
-        return "\n".join("- %s" % _text(item) for item in value) or "(none)"
-    return str(value)
-
-
-def main(argv=None):
-    from . import cli
-    parser = argparse.ArgumentParser(
-        prog="python -m decocare.commands",
-        description="Read and print everything the pump model supports (clock, battery, reservoir, "
-                    "status, settings, profiles, ratios, …) through a CareLink stick.  Only reads are "
-                    "sent.  --doc prints the command catalogue as markdown instead.")
-    parser.add_argument("port_arg", nargs="?", metavar="PORT", help="serial port or URL (or use --port)")
-    parser.add_argument("serial_arg", nargs="?", metavar="SERIAL", type=cli.serial_arg,
-                        help="pump serial, six digits (or use --serial)")
-    cli.add_port_options(parser)
-    parser.add_argument("--model", help="pump model (skips ReadPumpModel; e.g. 522)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--no-wake", action="store_true", help="do not wake the pump first")
-    parser.add_argument("--rf-minutes", type=int, default=10, help="minutes to keep the radio on (default 10)")
-    parser.add_argument("--doc", action="store_true", help="print the command catalogue (docs/commands.md)")
-    args = parser.parse_args(argv)
-    if args.doc:
-        sys.stdout.write(doc_markdown())
-        return 0
-    cli.setup_logging(args.verbose)
-    args.serial = args.serial_arg or args.serial
-    serial = cli.require_serial(args, parser)
-    from .tools.pumpcli import open_pump   # the CLI is the one place here that needs the transport
-    with open_pump(args.port_arg or args.port, serial, model=args.model, minutes=args.rf_minutes,
-                   wake=not args.no_wake) as pump:
-        result = {"model": str(pump.model), "serial": serial}
-        result.update(pump.read_all())
-    if args.json:
-        print(json.dumps(result, indent=2, sort_keys=True))
-    else:
-        print("# pump %s, model %s" % (serial, result.pop("model")))
-        result.pop("serial")
-        for name, value in result.items():
-            print("\n## %s\n%s" % (name, _show(value)))
-    return 0
-
-
-if __name__ == "__main__":
-    from .cli import run
-    run(main, prog="python -m decocare.commands")
+if __name__ == "__main__":      # python -m decocare.commands: the command line is decocare/tools/commands.py
+    from decocare.tools.registry import launch
+    launch("decocare.commands")

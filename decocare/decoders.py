@@ -8,11 +8,10 @@ spec shows it wrong (§5.3, §5.5, §5.7).  The table in ``commands.py`` says wh
 import datetime
 
 from .errors import CommError
-from .lib import page_crc_ok
+from .pages import page_crc_ok
 
 CARB_UNITS = {1: "grams", 2: "exchanges"}
 BG_UNITS = {1: "mg/dL", 2: "mmol/L"}
-PROFILES = ("STD", "A", "B")
 
 
 def _need(data, size, what):

@@ -15,16 +15,15 @@ goes through one flow:
 
 Nothing here ever re-sends a write.  ``docs/dosing.md`` is the user-facing description.
 """
-import argparse
 import datetime
 import json
 import logging
-import sys
+import math
 import time
 
-from . import cli, commands, errors, frames, history
+from . import commands, errors, history
 from .models import get_model
-from .tools.pumpcli import open_pump
+from .vocabulary import KEYS, pattern_number
 
 log = logging.getLogger(__name__)
 
@@ -32,19 +31,7 @@ DELIVERED, REFUSED, UNCERTAIN, DRY_RUN = "delivered", "refused", "uncertain", "d
 EXIT_CODES = {DELIVERED: errors.EXIT_OK, REFUSED: errors.EXIT_REFUSED,
               UNCERTAIN: errors.EXIT_UNCERTAIN, DRY_RUN: errors.EXIT_OK}
 
-# What the pump means by a NAK code (spec protocol.md §4.1, §5.2).
-NAK_MEANINGS = {
-    0x08: "command refused: not supported by this pump or not allowed in its current state "
-          "(e.g. an absolute temp basal on a pump set to percent temps)",
-    0x09: "value out of range: over the pump's maximum setting",
-    0x0C: "a bolus is in progress",
-    0x0D: "no such history page",
-}
-
 CLOCK_TOLERANCE = 5           # seconds between the set time and the read-back
-KEYS = tuple(key.lower() for key in commands.KEYS)
-PROFILES = {"STD": 0, "A": 1, "B": 2}
-PROFILES_BY_CODE = {code: name for name, code in PROFILES.items()}
 UNCERTAIN_BOLUS_ADVICE = ("CHECK THE PUMP (its bolus history and whether it is delivering) "
                           "before doing anything else; do NOT repeat this bolus")
 
@@ -65,6 +52,7 @@ class Result:
         self.notes = []
         self.legacy = {}               # decocare 0.0.31's keys, kept for old consumers
         self.link_failure = None       # exit code when nothing was sent because the link failed
+        self.sent_at = None            # when it was sent (ISO with the host's zone)
 
     @property
     def exit_code(self):
@@ -84,12 +72,19 @@ class Result:
             out["reason"] = self.reason
         if self.code is not None:
             out["code"] = self.code
-            out["code_meaning"] = NAK_MEANINGS.get(self.code, "unknown NAK code")
+            out["code_meaning"] = errors.nak_text(self.code)
         if self.verification is not None:
             out["verification"] = self.verification
         if self.notes:
             out["notes"] = list(self.notes)
         out.update(self.legacy)
+        # openaps' keys (its medtronic vendor printed these with decocare 0.0.31)
+        out["timestamp"] = self.sent_at or _zoned_now()
+        if "units" in self.requested:
+            out["units"] = self.requested["units"]
+        for key in ("temp", "rate", "duration"):
+            if key in self.requested and key not in out:
+                out[key] = self.requested[key]
         return out
 
     def text(self):
@@ -103,7 +98,7 @@ class Result:
         if self.reason:
             lines.append("reason: " + self.reason)
         if self.code is not None:
-            lines.append("pump code 0x%02x: %s" % (self.code, NAK_MEANINGS.get(self.code, "unknown")))
+            lines.append("pump code 0x%02x: %s" % (self.code, errors.nak_text(self.code)))
         if self.verification is not None:
             lines.append("read back: " + json.dumps(self.verification, default=str))
         lines.extend("note: " + note for note in self.notes)
@@ -123,6 +118,10 @@ class _Refuse(Exception):
         self.reason, self.code, self.link_failure = reason, code, link_failure
 
 
+def _zoned_now():
+    return datetime.datetime.now().astimezone().replace(microsecond=0).isoformat()
+
+
 def _num(value):
     """Print 2.0 as 2.0 and 1.025 as 1.025 (no float noise in reasons)."""
     return float("%.4f" % value)
@@ -136,9 +135,16 @@ class Writer:
         self.pump = pump
         self.dry_run = dry_run
         self.max_basal = max_basal     # given by the caller: ReadSettings is not read for it
-        self.sent = False              # a write has left (whatever happens next)
+        self.sent = False              # a write was handed to the session (whatever happens next)
+        self._writes_before = pump.writes_sent
         self._model = None
         self._settings = None
+
+    @property
+    def transmitted(self):
+        """True once a write's TransmitPacket may have left: after an interrupt or a broken port
+        this tells "uncertain" (check the pump) from "not sent"."""
+        return self.pump.writes_sent > self._writes_before
 
     # --- reads before sending: any failure refuses (nothing has been sent) -------------------
 
@@ -192,21 +198,19 @@ class Writer:
 
     def send(self, result, name, params):
         """Send ``name`` once.  Returns False when the pump NAKed (result is then final)."""
-        row = commands.resolve(name, self.model)
         result.requested["params"] = bytes(params).hex()
-        result.requested["packet"] = frames.encode_transmit(
-            self.pump.session.serial, row.opcode, params, frames=row.frames,
-            retries=row.retries, button=row.button).hex()
+        result.requested["packet"] = self.pump.packet(name, params).hex()
         if self.dry_run:
             result.finish(DRY_RUN)
             return False
         result.sent = self.sent = True
+        result.sent_at = _zoned_now()
         try:
-            self.pump.session.execute(row, bytes(params))
+            self.pump.write(name, bytes(params))
             result.received = True
         except errors.Refused as exc:
             result.finish(REFUSED, "the pump refused %s (NAK 0x%02x: %s); nothing delivered"
-                          % (name, exc.code or 0, NAK_MEANINGS.get(exc.code, "unknown code")),
+                          % (name, exc.code or 0, errors.nak_text(exc.code)),
                           code=exc.code)
             return False
         except Exception as exc:   # anything after the packet may have left = unknown outcome
@@ -238,14 +242,39 @@ class Writer:
 
     # --- temp basal -----------------------------------------------------------------------
 
-    def temp_basal(self, rate=None, percent=None, duration=0):
+    def temp_basal(self, rate=None, percent=None, duration=0, round_down=False, reason=None):
         """Set an absolute (``rate`` U/h) or ``percent`` temp basal for ``duration`` minutes;
-        rate 0 and duration 0 cancel."""
+        rate 0 and duration 0 cancel.  ``round_down``: a rate off the pump's step is rounded down
+        to it (oref0's suggestions; less insulin, never more) instead of refused; ``reason``:
+        why it was asked (oref0's), kept in the notes."""
         temp = "percent" if percent is not None else "absolute"
         amount = percent if percent is not None else rate
         result = Result("TempBasalPercent" if temp == "percent" else "TempBasal",
                         {"temp": temp, "rate": amount, "duration": duration})
-        return self.run(result, lambda r: self._temp_basal(r, temp, amount, duration))
+        if reason:
+            result.notes.append("asked for: %s" % reason)
+
+        def flow(r):
+            value = amount
+            if round_down and temp == "absolute":
+                value = self._round_down(r, amount)
+            self._temp_basal(r, temp, value, duration)
+        return self.run(result, flow)
+
+    def _round_down(self, result, rate):
+        """``rate`` on the model's basal step, rounded down; the result says when it changed."""
+        if not rate >= 0:
+            raise _Refuse("temp basal rate %r U/h is not a rate; nothing sent" % (rate,))
+        step = self.model.basal_increment(rate)
+        down = round(math.floor(rate / step + 1e-9) * step, 3)
+        if self.model.basal_increment(down) != step:      # crossed a step boundary downwards
+            step = self.model.basal_increment(down)
+            down = round(math.floor(rate / step + 1e-9) * step, 3)
+        if abs(down - rate) > 1e-9:
+            result.notes.append("rate %s U/h rounded down to the %s's %s U/h step: %s U/h"
+                                % (_num(rate), self.model, _num(step), _num(down)))
+            result.requested["rate"] = down
+        return down
 
     def cancel_temp_basal(self):
         """Cancel a running temp basal: a zero temp of zero minutes in the pump's own type."""
@@ -482,7 +511,7 @@ class Writer:
         if settings is None:
             return self.unverified(result, "the settings could not be read back")
         result.verification = {"selected_pattern": settings.get("selected_pattern")}
-        if settings.get("selected_pattern") == PROFILES.get(str(profile).upper()):
+        if settings.get("selected_pattern") == pattern_number(profile):
             return result.finish(DELIVERED)
         return self.unverified(result, "the settings say profile %s is selected"
                                % settings.get("selected_pattern"))
@@ -504,203 +533,3 @@ def _as_datetime(value):
     if isinstance(value, datetime.datetime):
         return value
     return datetime.datetime.fromisoformat(str(value))
-
-
-# --- the command-line tools (bin/mm-*.py and the installed entry points) ------------------
-
-def _parser(prog, description, dry_run=True):
-    parser = argparse.ArgumentParser(prog=prog, description=description,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_port_options(parser)
-    parser.add_argument("--json", action="store_true",
-                        help="print one JSON object (outcome delivered/refused/uncertain, "
-                             "received and decocare's recieved, requested, read-back)")
-    if dry_run:
-        parser.add_argument("--dry-run", action="store_true",
-                            help="read the pump and check everything, print the TransmitPacket "
-                                 "that would be sent, send nothing")
-    return parser
-
-
-OUTCOME_HELP = """
-outcomes (exit code): delivered (0) = sent once and verified by reading back;
-refused (6) = nothing delivered: the pump's NAK code or decocare's own check says why
-(4/5 when the port or the pump's radio failed before anything was sent);
-uncertain (7) = sent once, outcome unknown: check the pump; decocare never re-sends.
-"""
-
-
-def _write(args, parser, act, **writer_options):
-    """Open the pump, run ``act(writer) -> Result``, print it; a failure before anything was
-    sent is reported as ``refused`` (with --json) and never hidden."""
-    serial = cli.require_serial(args, parser)
-    writer = None
-    try:
-        with open_pump(args.port, serial) as pump:
-            writer = Writer(pump, dry_run=getattr(args, "dry_run", False), **writer_options)
-            result = act(writer)
-    except errors.DecocareError as exc:
-        if writer is not None and writer.sent:
-            raise errors.Uncertain("the write was sent once, then: %s; check the pump" % exc)
-        if not args.json:
-            raise
-        result = Result(parser.prog, {}).finish(REFUSED, "nothing sent: %s" % exc)
-        result.link_failure = exc.exit_code
-    print(json.dumps(result.as_json(), indent=2, default=str) if args.json else result.text())
-    if result.outcome == UNCERTAIN:
-        print("%s: UNCERTAIN: %s" % (parser.prog, result.reason), file=sys.stderr)
-    return result.exit_code
-
-
-def _late_options(sub):
-    """The shared options again after a sub-command (``... set --rate 1 --json``); SUPPRESS
-    keeps a value given before the sub-command."""
-    for flags, kwargs in ((("--json",), dict(action="store_true")),
-                          (("--dry-run",), dict(action="store_true")),
-                          (("--port",), dict()), (("--serial",), dict(type=cli.serial_arg))):
-        sub.add_argument(*flags, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kwargs)
-
-
-def _query(args, parser, read):
-    with open_pump(args.port, cli.require_serial(args, parser)) as pump:
-        print(json.dumps(read(pump), indent=2, default=str))
-    return 0
-
-
-def _start(parser, argv):
-    args = parser.parse_args(argv)
-    cli.setup_logging(args.verbose)
-    return args
-
-
-def temp_basals_main(argv=None):
-    parser = _parser("mm-temp-basals.py", "Query, set or cancel a temp basal: checked against "
-                     "the pump's increments and max basal, sent once, read back." + OUTCOME_HELP)
-    sub = parser.add_subparsers(dest="action", required=True, metavar="query|set|percent|cancel")
-    p_query = sub.add_parser("query", help="print the running temp basal {temp, rate, duration}")
-    p_set = sub.add_parser("set", help="absolute temp basal: --rate U/h --duration MIN")
-    p_set.add_argument("--rate", type=float, required=True, help="U/h, on the model's step")
-    p_set.add_argument("--max-basal", type=float, default=None,
-                       help="check against this max basal (U/h) instead of reading ReadSettings "
-                            "(one RF exchange less; the pump still refuses above its own)")
-    p_pct = sub.add_parser("percent", help="percent temp basal: --percent P --duration MIN")
-    p_pct.add_argument("--percent", type=int, required=True, help="0-100 %%")
-    for p in (p_set, p_pct):
-        p.add_argument("--duration", type=int, required=True,
-                       help="minutes, a multiple of 30 up to 1440 (0 cancels)")
-    p_cancel = sub.add_parser("cancel", help="cancel the running temp basal")
-    for p in (p_query, p_set, p_pct, p_cancel):
-        _late_options(p)
-    args = _start(parser, argv)
-    if args.action == "query":
-        return _query(args, parser, lambda pump: pump.read("ReadBasalTemp"))
-    if args.action == "cancel":
-        return _write(args, parser, lambda w: w.cancel_temp_basal())
-    if args.action == "set":
-        return _write(args, parser, lambda w: w.temp_basal(rate=args.rate, duration=args.duration),
-                      max_basal=args.max_basal)
-    return _write(args, parser, lambda w: w.temp_basal(percent=args.percent, duration=args.duration))
-
-
-def bolus_main(argv=None):
-    parser = _parser("mm-bolus.py", "Deliver a normal bolus: refused while bolusing or suspended "
-                     "or above the pump's max bolus; sent once; verified with the pump status and "
-                     "the newest Bolus record of history page 0. An uncertain bolus must never be "
-                     "repeated before checking the pump." + OUTCOME_HELP)
-    parser.add_argument("units", type=float, help="units of insulin, on the model's bolus step")
-    parser.add_argument("--yes", action="store_true",
-                        help="confirm: really deliver this bolus (required unless --dry-run)")
-    args = _start(parser, argv)
-    if not (args.yes or args.dry_run):
-        parser.error("a bolus needs --yes to confirm (or --dry-run to only show it)")
-    return _write(args, parser, lambda w: w.bolus(args.units))
-
-
-def set_suspend_main(argv=None):
-    parser = _parser("mm-set-suspend.py", "Query, suspend or resume insulin delivery; "
-                     "verified with ReadPumpStatus (x12: history page 0)." + OUTCOME_HELP)
-    parser.add_argument("action", choices=("query", "suspend", "resume"))
-    args = _start(parser, argv)
-    if args.action == "query":
-        return _query(args, parser, lambda pump: pump.read("ReadPumpStatus"))
-    return _write(args, parser, lambda w: w.set_suspend(args.action == "suspend"))
-
-
-def _zone(name):
-    from dateutil import tz
-    zone = tz.gettz(name) if name else tz.tzlocal()
-    if zone is None:
-        raise errors.BadInput("unknown time zone %r (use a name like Europe/Paris)" % name)
-    return zone
-
-
-def pump_time(to, timezone=None):
-    """The naive pump-local time for ``--to``: 'now' = the host's clock converted to the pump's
-    zone (``timezone``, default the host's); an ISO time with an offset is converted likewise;
-    one without an offset is taken as pump-local already."""
-    from dateutil import parser as dateparser
-    zone = _zone(timezone)
-    if to == "now":
-        return datetime.datetime.now(zone).replace(tzinfo=None, microsecond=0)
-    try:
-        when = dateparser.isoparse(to)
-    except ValueError as exc:
-        raise errors.BadInput("--to %r is not an ISO 8601 time or 'now' (%s)" % (to, exc))
-    if when.tzinfo is not None:
-        when = when.astimezone(zone)
-    return when.replace(tzinfo=None, microsecond=0)
-
-
-def set_rtc_main(argv=None):
-    parser = _parser("mm-set-rtc.py", "Query or set the pump's clock (naive local time); "
-                     "verified with ReadRTC within %d s." % CLOCK_TOLERANCE + OUTCOME_HELP)
-    parser.add_argument("action", choices=("query", "set"))
-    parser.add_argument("--to", default="now",
-                        help="'now' (default: the host's clock in the pump's zone) or an ISO "
-                             "time, e.g. 2024-03-01T14:05:00 (pump-local) or with an offset")
-    parser.add_argument("--timezone", default=None,
-                        help="the pump's time zone when it differs from the host's (e.g. "
-                             "America/New_York)")
-    args = _start(parser, argv)
-    if args.action == "query":
-        return _query(args, parser, lambda pump: {"clock": pump.read("ReadRTC")})
-    when = pump_time(args.to, args.timezone)
-    return _write(args, parser, lambda w: w.set_clock(when))
-
-
-def press_key_main(argv=None):
-    parser = _parser("mm-press-key.py", "Press pump keys remotely, one KeypadPush each, in order; "
-                     "stops at the first key the pump does not ACK. Presses cannot be read back."
-                     + OUTCOME_HELP)
-    parser.add_argument("keys", nargs="+", type=str.lower, choices=tuple(KEYS), metavar="KEY",
-                        help="one or more of: %s" % " ".join(KEYS))
-    args = _start(parser, argv)
-    return _write(args, parser, lambda w: w.press_keys(args.keys))
-
-
-def select_profile_main(argv=None):
-    parser = _parser("mm-select-profile.py", "Query or select the active basal profile "
-                     "(STD, A, B); verified with ReadSettings." + OUTCOME_HELP)
-    parser.add_argument("profile", type=str.upper, choices=("QUERY",) + tuple(PROFILES),
-                        metavar="query|STD|A|B")
-    args = _start(parser, argv)
-    if args.profile == "QUERY":
-        return _query(args, parser, lambda pump: {"selected_pattern": PROFILES_BY_CODE.get(
-            pump.read("ReadSettings")["selected_pattern"])})
-    return _write(args, parser, lambda w: w.select_profile(args.profile))
-
-
-def _entry(main, prog):
-    """A console-script entry: typed errors become one stderr line and their exit code."""
-    def entry():
-        cli.run(main, prog=prog)
-    entry.__doc__ = "Run %s (setup.py entry point and bin/%s)." % (prog, prog)
-    return entry
-
-
-temp_basals_cli = _entry(temp_basals_main, "mm-temp-basals.py")
-bolus_cli = _entry(bolus_main, "mm-bolus.py")
-set_suspend_cli = _entry(set_suspend_main, "mm-set-suspend.py")
-set_rtc_cli = _entry(set_rtc_main, "mm-set-rtc.py")
-press_key_cli = _entry(press_key_main, "mm-press-key.py")
-select_profile_cli = _entry(select_profile_main, "mm-select-profile.py")

@@ -8,14 +8,12 @@ no run-to-run noise except real data and times, so ``git diff logs/`` shows what
 ``python -m decocare.explain --model logs`` prints only the pump model the logs name
 (bin/common's run_regress needs it to decode the pages).
 """
-import argparse
 import datetime
-import glob
 import os
 import re
 
-from . import cli, errors
-from .lib import page_crc_ok
+from . import errors
+from .pages import page_crc_ok, parse_page_file
 from .models import get_model
 
 EXPERIMENTS = ("baseline.stick", "session", "stick", "commands", "download", "postmortem.stick")
@@ -78,11 +76,11 @@ def model_in(logs):
 def _pages(logs, prefix):
     """{page number: crc ok} for logs/<prefix>-page-N.data."""
     pages = {}
-    for path in glob.glob(os.path.join(logs, "%s-page-*.data" % prefix)):
-        match = re.search(r"-page-(\d+)\.data$", path)
-        if match:
-            with open(path, "rb") as fh:
-                pages[int(match.group(1))] = page_crc_ok(fh.read())
+    for name in os.listdir(logs):
+        found = parse_page_file(name)
+        if found and found[0] == prefix:
+            with open(os.path.join(logs, name), "rb") as fh:
+                pages[found[1]] = page_crc_ok(fh.read())
     return pages
 
 
@@ -171,10 +169,18 @@ def _first(section):
     return section[0] if section else None
 
 
+# what a failing tool's own error line looks like: the one line a typed error becomes
+# (``python -m decocare.X: ...``, ``mm-...: ...``), or the download's missing-pages line
+_FAILURE = re.compile(r"^(python -m decocare\.\w+|mm-[\w-]+\.py|decocare-\w+): |pages the pump reported are missing")
+
+
 def _error_line(logs, name):
-    """The one-line error a failed tool printed (its last own line)."""
+    """The first failure line an experiment printed (one experiment may run a tool twice, as
+    run_download does for history then glucose pages: the first failure is what failed);
+    else its last own line."""
     lines = _own_lines(_text(logs, name))
-    return lines[-1] if lines else "no output"
+    failures = [line for line in lines if _FAILURE.search(line)]
+    return failures[0] if failures else lines[-1] if lines else "no output"
 
 
 def explain(logs, port=None, serial=None, results=None, emulated=False, window=None):
@@ -226,38 +232,6 @@ def explain(logs, port=None, serial=None, results=None, emulated=False, window=N
     return "\n".join(lines) + "\n"
 
 
-def _result(text):
-    name, sep, code = text.partition("=")
-    if not sep or name not in EXPERIMENTS or not code.isdigit():
-        raise argparse.ArgumentTypeError("expected NAME=EXITCODE with NAME one of %s" % ", ".join(EXPERIMENTS))
-    return name, int(code)
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m decocare.explain", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("logs", nargs="?", default="logs", help="the run's logs directory (default logs)")
-    parser.add_argument("--model", action="store_true", help="print only the pump model the logs name")
-    parser.add_argument("--port", help="the port the run used")
-    parser.add_argument("--serial", type=cli.serial_arg, help="the pump serial the run used")
-    parser.add_argument("--emulated", action="store_true", help="the run used the built-in emulated pump")
-    parser.add_argument("--result", type=_result, action="append", default=[], metavar="NAME=CODE",
-                        help="an experiment's exit code (repeat for each)")
-    parser.add_argument("--window", type=float, nargs=2, metavar=("START", "END"),
-                        help="host clock (epoch seconds) before and after the commands experiment")
-    args = parser.parse_args(argv)
-    if not os.path.isdir(args.logs):
-        raise errors.BadInput("%s: no such directory (run ./status-quo.sh first)" % args.logs)
-    if args.model:
-        model = model_in(args.logs)
-        if not model:
-            raise errors.BadInput("no pump model in %s/session.log or commands.log (run ./status-quo.sh "
-                                  "first, or set DECOCARE_MODEL)" % args.logs)
-        print(model)
-        return 0
-    print(explain(args.logs, args.port, args.serial, dict(args.result), args.emulated, args.window), end="")
-    return 0
-
-
-if __name__ == "__main__":
-    cli.run(main, prog="decocare.explain")
+if __name__ == "__main__":      # python -m decocare.explain: the command line is decocare/tools/explain.py
+    from decocare.tools.registry import launch
+    launch("decocare.explain")

@@ -1,8 +1,11 @@
 """The CareLink stick's USB protocol (ComLink2) as one table plus pure encoders/decoders.
 
-No I/O here: the client (``decocare.stick``) and the emulated stick (``decocare.emulator``) both
-build and read frames with these functions, and the tests hold them to the real captures in
-``../shared/fixtures/transcripts`` (spec protocol.md §3–§4).
+No I/O here.  ``STICK_OPS`` is the one table of stick commands: the client (``decocare.stick``)
+builds its requests from it, the emulated stick dispatches on it and takes from it how many
+bytes of the shared reply buffer each answer owns, the replay recognises requests and answers
+with it, and docs/stick-ops.md is generated from it.  The rules about answers live here too:
+what a genuine answer looks like, and the one TransmitPacket the stick never answers.  The
+tests hold all of it to the real captures in ``../shared/fixtures/transcripts`` (spec §3–§4).
 """
 from collections import namedtuple
 
@@ -10,19 +13,25 @@ from .errors import CRCError, Desync, StickNAK
 from .lib import crc8, serial_bytes
 
 # One row per stick command.  ``owns`` = how many leading bytes of the stick's shared 64-byte
-# reply buffer the command writes (the rest is stale from earlier replies, §3.1); None = the
-# ReadRadio answer, which is exactly the requested size.
-StickOp = namedtuple("StickOp", "name code owns doc")
+# reply buffer its answer writes, per request parameter (the rest is stale from earlier replies,
+# §3.1; measured over the transcripts); None = the ReadRadio answer, exactly the requested size.
+# ``params`` = the parameter bytes the stick accepts (0 for all but InterfaceStats).
+StickOp = namedtuple("StickOp", "name code owns params doc")
 STICK_OPS = (
-    StickOp("TransmitPacket", 0x01, 3, "hand one pump command to the stick; answer 01 55 00 = accepted"),
-    StickOp("ReadStatus", 0x03, 11, "link status: flags (bit0 reply buffered) and reply size"),
-    StickOp("ProductInfo", 0x04, 26, "stick serial, RF region, description, firmware, interfaces"),
-    StickOp("InterfaceStats", 0x05, 36, "radio (param 0) or USB (param 1) counters"),
-    StickOp("SignalStrength", 0x06, 4, "a signal value 0-255; decocare waits for >= 50"),
-    StickOp("ReadRadio", 0x0C, None, "download the buffered pump reply: exactly the ReadStatus size"),
+    StickOp("TransmitPacket", 0x01, {0: 3}, (0,), "hand one pump command to the stick; answer 01 55 00 = "
+            "accepted (PowerControl radio-off gets no answer)"),
+    StickOp("ReadStatus", 0x03, {0: 11}, (0,), "link status: flags (bit0 reply buffered) and reply size"),
+    StickOp("ProductInfo", 0x04, {0: 26}, (0,), "stick serial, RF region, description, firmware, interfaces"),
+    StickOp("InterfaceStats", 0x05, {0: 36, 1: 25}, (0, 1),
+            "radio (param 0) or USB (param 1) counters; the USB answer leaves byte 25 stale"),
+    StickOp("SignalStrength", 0x06, {0: 4}, (0,), "a signal value 0-255; decocare waited for >= 50"),
+    StickOp("ReadRadio", 0x0C, None, (0,), "download the buffered pump reply: exactly the ReadStatus size; "
+            "ReadRadio(0) is never answered"),
 )
 STICK_OP_BY_CODE = {op.code: op for op in STICK_OPS}
 STICK_OP_BY_NAME = {op.name: op for op in STICK_OPS}
+(TRANSMIT_PACKET, READ_STATUS, PRODUCT_INFO, INTERFACE_STATS, SIGNAL_STRENGTH,
+ READ_RADIO) = (op.code for op in STICK_OPS)
 
 ACK, NAK = 0x55, 0x66
 RADIO_HEADER = 13          # bytes before the data of a ReadRadio reply
@@ -44,9 +53,34 @@ def stick_command(name, param=0):
     return bytes([STICK_OP_BY_NAME[name].code, param, 0])
 
 
+def owned(code, param, answer):
+    """The leading bytes of ``answer`` that stick command ``code`` writes into the shared buffer."""
+    owns = STICK_OP_BY_CODE[code].owns
+    return bytes(answer) if owns is None else bytes(answer)[:owns.get(param, max(owns.values()))]
+
+
+# --- the PowerControl rule ------------------------------------------------------------------
+
+POWER_CONTROL = 0x5D       # the pump command that switches the pump's radio on (or off)
+WAKE_BUTTON = 0x55         # TransmitPacket byte 9 of a PowerControl (§4.2)
+
+
+def answered(packet):
+    """False for the one TransmitPacket the stick never answers on USB: PowerControl with first
+    parameter 0, radio off (§3.7) -- waiting for its answer would only end in a timeout."""
+    packet = bytes(packet)
+    return not (len(packet) > 15 and packet[13] == POWER_CONTROL and packet[15] == 0x00)
+
+
 # --- TransmitPacket -----------------------------------------------------------------------
 
 Transmit = namedtuple("Transmit", "serial opcode params button retries frames header_crc_ok params_crc_ok")
+TRANSMIT_HEAD = 9          # bytes of a TransmitPacket that tell its length
+
+
+def transmit_length(head):
+    """Total length of the TransmitPacket whose first TRANSMIT_HEAD bytes are ``head``: 16 + N."""
+    return 16 + (((head[7] & 0x7F) << 8) | head[8])
 
 
 def encode_transmit(serial, opcode, params=b"", frames=FRAMES_ONE, retries=2, button=0):
@@ -63,7 +97,7 @@ def parse_transmit(data):
     data = bytes(data)
     if len(data) < 16 or data[0] != 0x01 or data[2] != 0xA7:
         raise ValueError("not a TransmitPacket: %s" % data.hex())
-    n = ((data[7] & 0x7F) << 8) | data[8]
+    n = transmit_length(data) - 16
     params = data[15:15 + n]
     if len(params) != n or len(data) < 16 + n:
         raise ValueError("TransmitPacket shorter than its %d parameter bytes" % n)
@@ -142,6 +176,21 @@ def parse_status(reply):
     return Status(comm=reply[3], flags=reply[5], size=(reply[6] << 8) | reply[7], tail=reply[8:11])
 
 
+def is_status(reply):
+    """A genuine ReadStatus answer: ``01 55`` with 0x02 in byte 4 and only the documented flag
+    bits (§3.5); a late answer to another command is not."""
+    reply = bytes(reply)
+    return len(reply) >= 11 and reply[:2] == bytes([0x01, ACK]) and reply[4] == 0x02 and not reply[5] & 0xC0
+
+
+def genuine_status(reply):
+    """``parse_status`` of a genuine status answer; Desync for anything else (a late answer)."""
+    status = parse_status(reply)
+    if not is_status(reply):
+        raise Desync("ReadStatus: %s is not a status answer" % bytes(reply)[:11].hex())
+    return status
+
+
 def ready_size(status):
     """What to ReadRadio: the size when comm is OK and the ready bit is set, else 0."""
     return status.size if status.comm == 0 and status.flags & STATUS_READY else 0
@@ -157,6 +206,19 @@ def encode_product_info(stick_serial="0c1700", region=0x00, firmware=(1, 16), ve
             + b"ComLink II" + bytes(firmware) + bytes([2, 0, 1, 1, 3]))
 
 
+def is_product_info(reply):
+    """A genuine ProductInfo answer owns bytes 0-25 and says ComLink II (§3.2)."""
+    reply = bytes(reply)
+    return reply[:2] == bytes([0x01, ACK]) and reply[9:19] == b"ComLink II"
+
+
+def genuine_product_info(reply):
+    """``parse_product_info`` of a genuine answer; Desync for a stale one."""
+    if not is_product_info(reply):
+        raise Desync("ProductInfo: %s is not a product info answer" % bytes(reply)[:12].hex())
+    return parse_product_info(reply)
+
+
 def parse_product_info(reply):
     reply = check_ack(reply, "ProductInfo")
     return {
@@ -168,9 +230,6 @@ def parse_product_info(reply):
         "interfaces": [(reply[22 + 2 * i], INTERFACE_TYPES.get(reply[23 + 2 * i], "unknown"))
                        for i in range(min(reply[21], 2))],
     }
-
-
-STAT_FIELDS = ("crc_errors", "sequence_errors", "naks", "timeouts", "received", "transmitted")
 
 
 def encode_interface_stats(crc_errors=0, sequence_errors=0, naks=0, timeouts=0, received=0,

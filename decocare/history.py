@@ -19,11 +19,9 @@ import datetime
 
 from . import records as R
 from .errors import BadInput, NotAPage, PartialPage
-from .lib import crc16
+from .pages import DATA_SIZE, PAGE_SIZE, page_crc_ok, seal
 from .models import Model, get_model
 
-PAGE_SIZE = 1024
-DATA_SIZE = 1022
 ONE_DAY = datetime.timedelta(days=1)
 
 # keys of a decoded record that are not field values (accepted back by encode_record)
@@ -78,7 +76,7 @@ def _split(data, model):
     """Page bytes -> (data bytes to walk, crc_ok, truncated); NotAPage for impossible sizes."""
     size = len(data)
     if size == PAGE_SIZE:
-        return data[:DATA_SIZE], crc16(data[:DATA_SIZE]) == int.from_bytes(data[DATA_SIZE:], "big"), False
+        return data[:DATA_SIZE], page_crc_ok(data), False
     if size == DATA_SIZE:
         return data, None, False
     if 0 < size < DATA_SIZE:
@@ -365,8 +363,4 @@ def build_pages(records, model):
             current = bytearray()
         current += raw
     pages.append(current)
-    out = []
-    for data in reversed(pages):
-        data = bytes(data) + bytes(DATA_SIZE - len(data))
-        out.append(data + crc16(data).to_bytes(2, "big"))
-    return out
+    return [seal(data) for data in reversed(pages)]

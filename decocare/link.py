@@ -7,6 +7,7 @@ many bytes is what keeps a 15-byte ACK from costing a whole serial timeout (§2.
 """
 import errno
 import logging
+import os
 
 import serial
 
@@ -28,13 +29,22 @@ _REASONS = {
     errno.EPERM: "permission denied (add yourself to the dialout group, or use the udev rule)",
     errno.EBUSY: "port is busy (another program has it open)",
     errno.EAGAIN: "port is busy (another program has it open)",
+    errno.EIO: "the stick was unplugged (input/output error on the port)",
 }
+UNPLUGGED = "the stick was unplugged (the port went away)"
+# pyserial's words when a port vanishes under an open handle (select says readable, read gets
+# nothing; or the device node is gone)
+_VANISHED = ("device disconnected", "returned no data", "device reports readiness")
 
 
-def _port_error(port, exc):
-    """One line that says what is wrong with the port, without pyserial's repr noise."""
+def _port_error(port, exc, opened=False):
+    """One line that says what is wrong with the port, without pyserial's repr noise.  On a port
+    that was open, a vanished device is named as an unplugged stick."""
     code = getattr(exc, "errno", None)
     text = str(exc)
+    if opened and (any(word in text for word in _VANISHED) or code in (errno.ENXIO, errno.ENODEV)
+                   or (port.startswith("/") and not os.path.exists(port))):
+        return PortError("cannot use port %s: %s" % (port, UNPLUGGED))
     if code not in _REASONS:
         for candidate, _ in _REASONS.items():
             if "[Errno %d]" % candidate in text:
@@ -83,7 +93,7 @@ class Link:
         try:
             self.serial.write(data)
         except (serial.SerialException, OSError) as exc:
-            raise _port_error(self.name, exc) from None
+            raise _port_error(self.name, exc, opened=True) from None
 
     def read(self, size, timeout=None):
         """Up to ``size`` bytes: exactly ``size`` unless the timeout ran out first (then fewer,
@@ -96,7 +106,7 @@ class Link:
             if wait != self.timeout:
                 self.serial.timeout = self.timeout
         except (serial.SerialException, OSError) as exc:
-            raise _port_error(self.name, exc) from None
+            raise _port_error(self.name, exc, opened=True) from None
         self.reads += 1
         log.info("usb.read.len: %s\n%s", len(data), lib.hexdump(data))
         return bytes(data)

@@ -19,7 +19,7 @@ _FAMILY_BY_GENERATION = {
 KNOWN = ("508", "511", "512", "515", "522", "523", "530", "540", "551", "554",
          "711", "712", "715", "722", "723", "730", "740", "751", "754")
 
-FAMILIES = ("x12", "x15", "x22", "x23", "x51")
+MAX_HISTORY_PAGES = 36     # pages 0..35 on every pump that answers ReadCurPageNumber (spec §5.3)
 
 
 @dataclass(frozen=True)
@@ -48,16 +48,12 @@ class Model:
     @property
     def history_pages(self):
         """How many history pages the pump keeps (x12: 32, others 36)."""
-        return 32 if self.generation <= 12 else 36
+        return 32 if self.generation <= 12 else MAX_HISTORY_PAGES
 
     @property
     def has_cgm(self):
         """x22 and later pumps keep glucose and ISIG pages."""
         return self.generation >= 22
-
-    @property
-    def low_suspend(self):
-        return self.generation >= 51
 
     max_bolus = 25.0       # U, the pump's own ceiling whatever the settings say
     max_basal = 35.0       # U/h

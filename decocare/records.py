@@ -12,6 +12,7 @@ date, None) and a field codec: ``decode(rec) -> dict`` and ``encode(buf, fields,
 import datetime
 
 from .errors import BadInput
+from .vocabulary import PATTERN_RECORD_NAMES
 
 # --------------------------------------------------------------------------------------------
 # dates
@@ -580,7 +581,7 @@ def _wizard_setup():
                  "8 targets [start, low, high]; last byte: action hours (low nibble before, high after)")
 
 
-PATTERNS = ("standard", "pattern a", "pattern b")
+PATTERNS = PATTERN_RECORD_NAMES
 
 
 def _select_pattern():
@@ -786,8 +787,8 @@ assert len(BY_OP) == len(TABLE) and len(BY_NAME) == len(TABLE)
 def table_markdown(model=None):
     """The record table as markdown: list_opcodes.py prints it, docs/records.md is this text."""
     lines = ["# Pump history record types", "",
-             "Generated from `decocare/records.py` `TABLE` (run `python list_opcodes.py > "
-             "docs/records.md`). Lengths are total bytes per model family (`x22- / x23+` or "
+             "Generated from `decocare/records.py` `TABLE` by `python -m decocare.tools.docs` "
+             "(`list_opcodes.py` prints it too). Lengths are total bytes per model family (`x22- / x23+` or "
              "per family); `b1` = byte 1 holds the length. `date@` is the offset of the 5-byte "
              "timestamp (`d@` a 2-byte date).", ""]
     if model is not None:

@@ -17,15 +17,15 @@ skipped that way never got their answer.  A reply that fits no outstanding reque
 Ops the transcript marks incomplete are counted apart: an incomplete write still went out (it
 waits for an answer), an incomplete read consumed the oldest outstanding answer.
 """
-import argparse
 import json
 import logging
 import os
+import stat
 import time
 from collections import Counter, namedtuple
 
-from . import cli, commands, frames, lib, stick
-from .errors import BadInput, DecocareError, EXIT_ERROR
+from . import commands, frames, pages
+from .errors import EXIT_ERROR, BadInput, DecocareError
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,8 @@ def load(path):
     """The ops of one transcript file."""
     ops = []
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise BadInput("%s is not a regular file (a transcript is a .jsonl file)" % path)
         with open(path) as fh:
             for i, line in enumerate(fh):
                 if not line.strip():
@@ -58,7 +60,7 @@ def load(path):
                               d.get("complete", True), d.get("epoch"), d.get("seg"), d.get("line")))
     except OSError as exc:
         raise BadInput("cannot read transcript %s: %s" % (path, exc.strerror))
-    except (ValueError, KeyError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise BadInput("%s is not a transcript (one JSON USB operation per line): %s" % (path, exc))
     return ops
 
@@ -69,14 +71,14 @@ def understand_write(data):
     if not data:
         raise ValueError("empty write")
     code = data[0]
-    if code == 0x01:
+    if code == frames.TRANSMIT_PACKET:
         t = frames.parse_transmit(data)
         again = frames.encode_transmit(t.serial, t.opcode, t.params, frames=t.frames,
                                        retries=t.retries, button=t.button)
         if again != data:
             raise ValueError("TransmitPacket does not re-encode identically: %s" % data.hex())
-        return Request(None, code, 0, 64 if stick.answered(data) else 0, None, t)
-    if code == 0x0C:
+        return Request(None, code, 0, 64 if frames.answered(data) else 0, None, t)
+    if code == frames.READ_RADIO:
         size = frames.parse_read_radio(data)
         if frames.encode_read_radio(size) != data:
             raise ValueError("ReadRadio request does not re-encode identically: %s" % data.hex())
@@ -86,23 +88,23 @@ def understand_write(data):
         raise ValueError("unknown stick command %s" % data.hex())
     param = data[1]
     expected = frames.stick_command(op.name, param)[:len(data)]
-    if data != expected or (code != 0x05 and param) or (code == 0x05 and param > 1):
+    if data != expected or param not in op.params:
         raise ValueError("malformed %s: %s" % (op.name, data.hex()))
     return Request(None, code, param, 64, None, None)
 
 
 def fits(request, data):
     """Can ``data`` be the stick's answer to ``request``?"""
-    if request.code == 0x0C:
+    if request.code == frames.READ_RADIO:
         return data[:1] == b"\x02"
     if data[:2] == b"\x01\x66":
         return True
     if data[:3] != b"\x01\x55\x00" or len(data) != 64:
         return False
-    if request.code == 0x03:
-        return data[4] == 0x02 and not data[5] & 0xC0
-    if request.code == 0x04:
-        return data[9:19] == b"ComLink II"
+    if request.code == frames.READ_STATUS:
+        return frames.is_status(data)
+    if request.code == frames.PRODUCT_INFO:
+        return frames.is_product_info(data)
     return True
 
 
@@ -112,12 +114,12 @@ STICK_NAMES = {op.code: op.name for op in frames.STICK_OPS}
 def describe(request):
     if request.code is None:
         return "a write the transcript lost (incomplete)"
-    if request.code == 0x01:
+    if request.code == frames.TRANSMIT_PACKET:
         t = request.transmit
         return "TransmitPacket(0x%02X %s)" % (t.opcode, t.params.hex())
-    if request.code == 0x0C:
+    if request.code == frames.READ_RADIO:
         return "ReadRadio(%d)" % request.size
-    if request.code == 0x05:
+    if request.code == frames.INTERFACE_STATS:
         return "InterfaceStats(%s)" % ("usb" if request.param else "radio")
     return STICK_NAMES[request.code]
 
@@ -185,7 +187,7 @@ class Check:
             return
         self.writes_ok += 1
         request = template._replace(index=op.index, tp=self._tp)
-        if request.code == 0x01:
+        if request.code == frames.TRANSMIT_PACKET:
             self._close_reply()
             self._tp = PumpReply(request)
             self.transmits.append(self._tp)
@@ -237,22 +239,22 @@ class Check:
         if request is None or request.code is None:
             return True
         try:
-            if request.code == 0x03:
+            if request.code == frames.READ_STATUS:
                 status = frames.parse_status(data)
                 if request.tp is not None:
                     request.tp.statuses.append((status, data))
-            elif request.code == 0x04:
+            elif request.code == frames.PRODUCT_INFO:
                 frames.parse_product_info(data)
-            elif request.code == 0x05:
+            elif request.code == frames.INTERFACE_STATS:
                 frames.parse_interface_stats(data)
-            elif request.code == 0x06:
+            elif request.code == frames.SIGNAL_STRENGTH:
                 frames.parse_signal_strength(data)
-            elif request.code == 0x01 and request.tp is not None:
+            elif request.code == frames.TRANSMIT_PACKET and request.tp is not None:
                 request.tp.answer = data
         except DecocareError as exc:
             self._anomaly(op.index, "unparsed reply: %s: %s" % (describe(request), exc))
             return False
-        if request.code != 0x01 and fits(request, data):
+        if request.code != frames.TRANSMIT_PACKET and fits(request, data):
             self.stick_answers.setdefault((request.code, request.param), []).append(data)
         return True
 
@@ -266,7 +268,7 @@ class Check:
             self._anomaly(op.index, "header CRC: CRC8 mismatch in a radio reply header")
         if not reply.data_crc_ok:
             self._anomaly(op.index, "data CRC: CRC8 mismatch in a radio reply (%d data bytes)" % reply.length)
-        if request is not None and request.code == 0x0C and len(op.data) != request.size:
+        if request is not None and request.code == frames.READ_RADIO and len(op.data) != request.size:
             self._anomaly(op.index, "length: radio reply of %d bytes to ReadRadio(%d)" % (len(op.data), request.size))
         tp = request.tp if request is not None and request.tp is not None else self._tp
         if tp is None:
@@ -324,7 +326,7 @@ class Check:
                           % (row.name, len(data), row.reply_size))
             return
         if row.kind == "page":
-            ok = lib.page_crc_ok(data)
+            ok = pages.page_crc_ok(data)
             self.pages.append((row.name, _page_number(t.params), data, ok))
             if not ok:
                 self._anomaly(tp.request.index, "page CRC: %s page %d fails its CRC16" % (row.name, _page_number(t.params)))
@@ -421,11 +423,11 @@ class Replay:
         """The stick's answer to one host write (None: no answer)."""
         data = bytes(data)
         code = data[:1] and data[0]
-        if code == 0x01:
+        if code == frames.TRANSMIT_PACKET:
             return self._transmit(data)
-        if code == 0x03:
+        if code == frames.READ_STATUS:
             return self.current[0][0] if self.current else _pad(frames.encode_status(0, 0))
-        if code == 0x0C:
+        if code == frames.READ_RADIO:
             size = frames.parse_read_radio(data)
             if not self.current or len(self.current[0][1]) != size:
                 raise ReplayMismatch("replay %s: ReadRadio(%d) but the recording has %s buffered"
@@ -439,13 +441,13 @@ class Replay:
         recorded = self.check.stick_answers.get((request.code, request.param))
         if recorded:
             return recorded[0]
-        if code == 0x04:
+        if code == frames.PRODUCT_INFO:
             return _pad(frames.encode_product_info())
-        if code == 0x05:
+        if code == frames.INTERFACE_STATS:
             return _pad(frames.encode_interface_stats())
         return _pad(b"\x01\x55\x00\xbe")
 
-    # pyserial-like surface (decocare.urlhandler.protocol_replay wraps it)
+    # the device surface decocare.urlhandler.device wraps
     def write(self, data):
         reply = self.answer(data)
         if reply is not None:
@@ -454,7 +456,7 @@ class Replay:
 
     def read(self, size, timeout):
         if not self.outbox:
-            self.sleep(timeout)
+            self.sleep(timeout or 0)
             return b""
         head = self.outbox[0]
         out, rest = head[:size], head[size:]
@@ -463,6 +465,15 @@ class Replay:
         else:
             self.outbox.pop(0)
         return out
+
+    def in_waiting(self):
+        return sum(len(b) for b in self.outbox)
+
+    def reset_input(self):
+        self.outbox[:] = []
+
+    def close(self):
+        pass
 
 
 def _transmit_args(t):
@@ -473,49 +484,6 @@ def _pad(head):
     return (bytes(head) + bytes(64))[:64]
 
 
-# --- CLI ------------------------------------------------------------------------------------------
-
-def report(check, out):
-    counts = Counter(_kind(text) for _, text in check.anomalies)
-    for index, text in check.anomalies:
-        print("op %d: %s" % (index, text), file=out)
-    if counts:
-        print("anomalies: " + ", ".join("%s x%d" % kv for kv in sorted(counts.items())), file=out)
-    if check.incomplete:
-        print("incomplete ops (not counted): %d writes, %d reads"
-              % (check.incomplete["w"], check.incomplete["r"]), file=out)
-    for name, value in check.decoded:
-        if not isinstance(value, dict) or "raw" not in value:
-            print("%s: %s" % (name, json.dumps(value, default=str)), file=out)
-    for name, page, data, ok in check.pages:
-        print("%s page %d: %s" % (name, page, "CRC16 ok" if ok else "CRC16 BAD"), file=out)
-    for opcode, why in check.undecoded:
-        print("not decoded 0x%02X: %s" % (opcode, why), file=out)
-    print("pump model: %s" % (check.model or "unknown"), file=out)
-    print(check.summary(), file=out)
-
-
-def _kind(text):
-    return text.split(":")[0]
-
-
-def main(argv=None):
-    import sys
-    parser = argparse.ArgumentParser(
-        prog="python -m decocare.replay",
-        description="Read a real USB transcript (JSONL, one USB operation per line) with "
-                    "decocare's own codec: every host write and stick reply is parsed, anomalies "
-                    "(desync, NAK, CRC failures, timeouts, zero-length reads) are listed, complete "
-                    "pump replies are decoded and history pages reassembled and CRC-checked.  "
-                    "To drive a tool with a transcript instead, give it --port replay://FILE.jsonl.")
-    parser.add_argument("--check", metavar="FILE.jsonl", required=True, help="transcript to check")
-    parser.add_argument("--model", help="pump model for decoding when the transcript has no ReadPumpModel")
-    parser.add_argument("-v", "--verbose", action="count", default=0)
-    args = parser.parse_args(argv)
-    cli.setup_logging(args.verbose)
-    report(check_file(args.check, model=args.model), sys.stdout)
-    return 0
-
-
-if __name__ == "__main__":
-    cli.run(main, prog="decocare.replay")
+if __name__ == "__main__":      # python -m decocare.replay: the command line is decocare/tools/replay.py
+    from decocare.tools.registry import launch
+    launch("decocare.replay")

@@ -1,16 +1,15 @@
-"""Find the CareLink stick's serial port: the udev names first (/dev/serial/by-id, the
+"""Find the CareLink stick's serial port: $DECOCARE_PORT, the udev names (/dev/serial/by-id, the
 /dev/ttyUSB.Carelink* link of decocare's udev rule), then /sys for systems without udev.
 
-``python -m decocare.scan`` prints the port (what ``--port`` defaults to), ``--all`` every
-candidate; exit 4 with a one-line hint when there is none.
+``find_port()`` is what every tool's ``--port`` defaults to; ``scan()`` lists every candidate.
 """
-import argparse
 import glob
 import os
 
-from . import cli, errors
+from .errors import PortError
 
 VENDOR, PRODUCT = "0a21", "8001"
+STICK_GLOBS = ("/dev/serial/by-id/*0a21_8001*", "/dev/ttyUSB.Carelink*")
 
 
 def _read(path):
@@ -34,7 +33,7 @@ def sysfs_ports(sysfs=None):
 def scan(sysfs=None):
     """Every candidate port, best first, without duplicates (a by-id link and its ttyUSB)."""
     found = []
-    for pattern in cli.STICK_GLOBS:
+    for pattern in STICK_GLOBS:
         found += sorted(glob.glob(pattern))
     found += sysfs_ports(sysfs)
     seen, ports = set(), []
@@ -46,16 +45,18 @@ def scan(sysfs=None):
     return ports
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m decocare.scan", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--all", action="store_true", help="print every candidate, one per line")
-    args = parser.parse_args(argv)
-    first = cli.find_port()   # what --port defaults to; PortError with a hint when nothing is found
-    ports = [first] + [p for p in scan() if p != first] if args.all else [first]
-    print("\n".join(ports))
-    return errors.EXIT_OK
+def find_port():
+    """The CareLink stick's port: $DECOCARE_PORT, else the first udev name, else /sys."""
+    env = os.environ.get("DECOCARE_PORT")
+    if env:
+        return env
+    found = scan()
+    if found:
+        return found[0]
+    raise PortError("no CareLink stick found (is it plugged in? run sudo ./insert.sh); "
+                    "give --port, e.g. --port /dev/ttyUSB0 or --port emulator://")
 
 
-if __name__ == "__main__":
-    cli.run(main, prog="decocare.scan")
+if __name__ == "__main__":      # python -m decocare.scan: the command line is decocare/tools/scan.py
+    from decocare.tools.registry import launch
+    launch("decocare.scan")

@@ -9,17 +9,15 @@ Rules kept here (spec protocol.md §2.3, §4.4, §4.8):
   (drain + ProductInfo); a TransmitPacket is written exactly once by ``transmit``;
 * replies are paced by the stick's own ReadStatus (poll every ``poll_interval``), never by
   long fixed sleeps.
-
-``python -m decocare.stick PORT`` prints product info, signal strength and interface stats.
+* a stick that stops answering on USB altogether (frozen, needs re-plugging) is named as such
+  after one silent re-synchronisation, never waited on round after round (``StickSilent``).
 """
-import argparse
 import logging
 import time
 from collections import namedtuple
 
-from . import cli, frames
-from .errors import CommError, CRCError, Desync, NoResponse, StickNAK
-from .link import Link
+from . import frames
+from .errors import CommError, CRCError, Desync, NoResponse, StickNAK, StickSilent
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +26,7 @@ log = logging.getLogger(__name__)
 Reply = namedtuple("Reply", "kind data code retries rssi chunks")
 
 STICK_NAK_RETRIES = 2     # a stick NAK (01 66 xx) of a stick-level command: retry it (§4.8)
+RESYNC_ROUNDS = 4         # drain + ProductInfo rounds before the stick is declared out of step
 
 
 class Stick:
@@ -38,13 +37,15 @@ class Stick:
     scripted stick behaviour on a virtual clock."""
 
     def __init__(self, link, poll_interval=0.05, chunk_interval=0.15, answer_wait=5.0,
-                 clock=time.monotonic, sleep=time.sleep):
+                 silent_limit=8.0, clock=time.monotonic, sleep=time.sleep):
         self.link = link
+        self.silent_limit = silent_limit
         self.poll_interval = poll_interval
         self.chunk_interval = chunk_interval
         self.answer_wait = answer_wait
         self.clock = clock
         self.sleep = sleep
+        self.heard_at = clock()     # when the stick last sent a byte
         self.opened = False         # open() drained stale answers (done before the first command)
         self.dirty = False          # an answer went missing or a foreign one was read
         self.transmits = 0          # TransmitPackets written (tests assert "exactly once")
@@ -63,6 +64,7 @@ class Stick:
         while len(data) < size:
             chunk = self.link.read(size - len(data))
             if chunk:
+                self.heard_at = self.clock()
                 data += chunk
                 if data[0] != first:
                     self.dirty = True
@@ -111,18 +113,29 @@ class Stick:
         raise AssertionError("unreachable")
 
     def resync(self):
-        """Drain stale answers and ask ProductInfo until the genuine answer comes back (§2.3)."""
+        """Drain stale answers and ask ProductInfo until the genuine answer comes back (§2.3).
+        A stick that has said nothing at all for ``silent_limit`` seconds when a round gets no
+        answer has stopped answering: StickSilent at once (a frozen stick needs re-plugging; more
+        rounds would only wait)."""
         self.resyncs += 1
-        for _ in range(4):
-            self.link.drain()
+        for _ in range(RESYNC_ROUNDS):
+            if self.link.drain():
+                self.heard_at = self.clock()
             try:
                 self.link.write(frames.stick_command("ProductInfo"))
-                info = _genuine_product_info(self._answer(64, 0x01, "ProductInfo"))
+                info = frames.genuine_product_info(self._answer(64, 0x01, "ProductInfo"))
                 # A late answer can look like ProductInfo (its tail is the shared buffer, §3.1):
                 # a status right after it must then look like a status, or we are still behind.
                 self.link.write(frames.stick_command("ReadStatus"))
-                _genuine_status(self._answer(64, 0x01, "ReadStatus"))
-            except (Desync, NoResponse, StickNAK, CRCError) as exc:
+                frames.genuine_status(self._answer(64, 0x01, "ReadStatus"))
+            except NoResponse as exc:
+                if self.clock() - self.heard_at > self.silent_limit:
+                    raise StickSilent("the stick stopped answering on USB (%s; nothing from it for "
+                                      "%.0f s): unplug it and plug it back in"
+                                      % (exc, self.clock() - self.heard_at)) from None
+                log.warning("re-sync: %s", exc)
+                continue
+            except (Desync, StickNAK, CRCError) as exc:
                 log.warning("re-sync: %s", exc)
                 continue
             self.dirty = False
@@ -137,12 +150,9 @@ class Stick:
         self.link.drain()
         self.dirty = False
         try:
-            return _genuine_product_info(self.command("ProductInfo"))
+            return frames.genuine_product_info(self.command("ProductInfo"))
         except Desync:
             return self.resync()
-
-    def product_info(self):
-        return _genuine_product_info(self.command("ProductInfo"))
 
     def signal_strength(self):
         return frames.parse_signal_strength(self.command("SignalStrength"))
@@ -153,7 +163,7 @@ class Stick:
 
     def read_status(self, wait=None):
         try:
-            return _genuine_status(self.command("ReadStatus", wait=wait))
+            return frames.genuine_status(self.command("ReadStatus", wait=wait))
         except Desync:
             self.dirty = True
             raise
@@ -165,7 +175,7 @@ class Stick:
         self.prepare()
         self.transmits += 1
         self.link.write(packet)
-        if not answered(packet):
+        if not frames.answered(packet):
             return None
         return frames.check_ack(self._answer(64, 0x01, "TransmitPacket"), "TransmitPacket")
 
@@ -224,7 +234,7 @@ class Stick:
         idle = 0
         while self.clock() < deadline and idle < 3:
             try:
-                status = self.read_status()
+                status = self.read_status(wait=min(self.answer_wait, wait))
                 size = frames.ready_size(status)
                 if size:
                     idle = 0
@@ -239,12 +249,6 @@ class Stick:
             self.sleep(self.poll_interval)
 
 
-def answered(packet):
-    """False for the one TransmitPacket the stick never answers on USB: PowerControl with first
-    parameter 0, radio off (spec §3.7) -- waiting for its answer would only end in a timeout."""
-    return not (len(packet) > 15 and packet[13] == 0x5D and packet[15] == 0x00)
-
-
 def _reply(chunks):
     last = chunks[-1]
     data = b"".join(c.data for c in chunks)
@@ -253,53 +257,6 @@ def _reply(chunks):
                  rssi=last.rssi, chunks=len(chunks))
 
 
-def _genuine_status(reply):
-    """A status answer has 0x02 in byte 4 and only the documented flag bits (§3.5)."""
-    status = frames.parse_status(reply)
-    if reply[4] != 0x02 or status.flags & 0xC0:
-        raise Desync("ReadStatus: %s is not a status answer" % reply[:11].hex())
-    return status
-
-
-def _genuine_product_info(reply):
-    """A ProductInfo answer owns bytes 0-25 and says ComLink II; anything else is a stale answer."""
-    if reply[9:19] != b"ComLink II":
-        raise Desync("ProductInfo: %s is not a product info answer" % reply[:12].hex())
-    return frames.parse_product_info(reply)
-
-
-# --- diagnostics CLI ------------------------------------------------------------------------------
-
-def diagnose(stick):
-    """What ``python -m decocare.stick`` prints, like decocare's stick.py: product info, signal
-    strength, radio and USB interface stats."""
-    lines = []
-    info = stick.open()
-    for key in ("serial", "product.version", "description", "software.version", "rf.freq"):
-        lines.append("%-18s %s" % (key + ":", info[key]))
-    lines.append("%-18s %s" % ("interfaces:", ", ".join("%d %s" % i for i in info["interfaces"])))
-    lines.append("%-18s %d" % ("signal strength:", stick.signal_strength()))
-    for which in ("radio", "usb"):
-        stats = stick.interface_stats(which)
-        lines.append("%s stats: %s" % (which, " ".join("%s=%d" % kv for kv in stats.items())))
-    return lines
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m decocare.stick",
-        description="Talk to the CareLink USB stick alone (no pump): product info, signal "
-                    "strength and interface statistics.  A quick check that the stick works.")
-    parser.add_argument("port_arg", nargs="?", metavar="PORT",
-                        help="serial port or URL (same as --port)")
-    cli.add_port_options(parser, serial=False)
-    args = parser.parse_args(argv)
-    cli.setup_logging(args.verbose)
-    with Link(args.port_arg or args.port or cli.find_port()) as link:
-        for line in diagnose(Stick(link)):
-            print(line)
-    return 0
-
-
-if __name__ == "__main__":
-    cli.run(main, prog="decocare.stick")
+if __name__ == "__main__":      # python -m decocare.stick: the command line is decocare/tools/stick.py
+    from decocare.tools.registry import launch
+    launch("decocare.stick")

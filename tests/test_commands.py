@@ -10,6 +10,7 @@ import pytest
 
 from decocare import commands, errors, lib, models
 from decocare.commands import COMMANDS, Pump, by_name, decode, for_opcode, params, resolve, supported
+from decocare.tools import commands as commands_cli
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 ALL = [models.get_model(m) for m in models.KNOWN]
@@ -87,11 +88,17 @@ def test_opcode_aliasing_508_reads_vs_later_writes():
         if model.number == "508":
             continue
         assert for_opcode(0x42, model).name == "Bolus"
-        with pytest.raises(errors.Unsupported):
-            for_opcode(0x41, model)
-        assert not supported("ReadBasalTemp508", model)
         if model.generation >= 12:
             assert for_opcode(0x40, model).name == "SetRTC"
+            assert for_opcode(0x41, model).name == "SetMaxBolus" and for_opcode(0x41, model).write
+        else:
+            with pytest.raises(errors.Unsupported):
+                for_opcode(0x41, model)
+        assert not supported("ReadBasalTemp508", model)
+    # an opcode that is a write on some model is never sent by a read, not even on the 508
+    for opcode in (0x40, 0x41, 0x42):
+        assert commands.is_write_opcode(opcode)
+        assert opcode not in [row.opcode for row in commands.reads_for("508")]
     assert not supported("Bolus", "508") and not supported("SetRTC", "508")
     with pytest.raises(errors.Unsupported):
         params("Bolus", "508", units=1)
@@ -423,10 +430,13 @@ def test_decode_needs_model_where_layout_differs():
 # --- Pump over a fake session ------------------------------------------------------------------
 
 class FakeSession:
-    """Answers from a dict opcode -> bytes; opcodes in ``nak`` are refused with code 8."""
+    """Answers from a dict opcode -> bytes (ReadPumpModel from ``model``); opcodes in ``nak``
+    are refused with code 8."""
 
-    def __init__(self, replies, nak=(), asleep=False):
+    def __init__(self, replies, nak=(), model=None):
         self.replies, self.nak, self.calls, self.wakes = dict(replies), set(nak), [], []
+        if model is not None:
+            self.replies.setdefault(0x8D, pad("%02x" % len(model) + model.encode().hex()))
 
     def execute(self, command, params=b"", validate=None, attempts=None):
         self.calls.append((command.name, bytes(params)))
@@ -437,69 +447,99 @@ class FakeSession:
             validate(data)
         return data
 
-    def wake(self, probe, power_on, minutes=10):
-        self.wakes.append((probe.name, power_on.name, minutes))
+    def wake(self, probe, power_on, power_params):
+        self.wakes.append((probe.name, power_on.name, power_params))
         return self.execute(probe)
 
 
+def names(session):
+    return [c[0] for c in session.calls]
+
+
 def test_pump_model_read_once_and_cached():
-    s = FakeSession({0x8D: pad("03353233")})
+    s = FakeSession({}, model="523")
     pump = Pump(s)
-    assert pump.model.number == "523" and pump.get_model().number == "523"
-    assert [c[0] for c in s.calls] == ["ReadPumpModel"]
+    assert pump.model.number == "523" and pump.model.number == "523"
+    assert names(s) == ["ReadPumpModel"]
     with pytest.raises(errors.UnknownModel):
-        Pump(FakeSession({0x8D: pad("03393939")})).model
+        Pump(FakeSession({}, model="999")).model
+
+
+def test_the_pumps_model_is_the_truth():
+    """--model is a claim: the pump's ReadPumpModel answer decides, and a disagreement is an
+    error before anything else is sent (a 522 claim on a 523 would misread the reservoir)."""
+    s = FakeSession({0x73: pad("0000" "1644")}, model="523")
+    pump = Pump(s, model="522")
+    with pytest.raises(errors.ModelMismatch, match="reports model 523"):
+        pump.read("ReadRemainingInsulin")
+    assert names(s) == ["ReadPumpModel"]
+    assert Pump(FakeSession({0x73: pad("00001644")}, model="523"), model="523").read("ReadRemainingInsulin") == 142.5
+    # the 508/511 answer no ReadPumpModel: only there the claim is taken, and nothing is asked
+    s = FakeSession({})
+    assert Pump(s, model="508").model.number == "508" and s.calls == []
+
+
+def test_pages_need_no_model_read_but_never_lose_the_range():
+    """A recorded download without ReadPumpModel replays (page reads have one meaning on every
+    model), and ReadCurPageNumber is asked even when a wrong claim says the pump lacks it."""
+    page = bytearray(1024)
+    page[1022:] = lib.crc16(page[:1022]).to_bytes(2, "big")
+    s = FakeSession({0x80: bytes(page), 0x9D: pad("00000007")}, model="523")
+    pump = Pump(s, model="512")                        # wrong claim: a 512 keeps 32 pages, no 0x9D
+    assert pump.cur_page_number() == 7 and pump.history_page(0) == bytes(page)
+    assert names(s) == ["ReadCurPageNumber", "ReadHistoryData"]
 
 
 def test_pump_read_and_gating():
-    s = FakeSession({0x70: pad("140e3a07df041d"), 0x98: pad("00000050003c")})
+    s = FakeSession({0x70: pad("140e3a07df041d"), 0x98: pad("00000050003c")}, model="522")
     pump = Pump(s, model="522")
     assert pump.read("ReadRTC") == "2015-04-29T20:14:58"
     assert pump.read("ReadBasalTemp")["rate"] == 2.0
     assert pump.raw("ReadRTC")[:2] == bytes.fromhex("140e")
     s.calls.clear()
-    pump512 = Pump(s, model="512")
+    s512 = FakeSession({}, model="512")
+    pump512 = Pump(s512, model="512")
     for name in ("ReadCurPageNumber", "ReadPumpStatus", "ReadContrast", "ReadGlucoseHistory"):
         with pytest.raises(errors.Unsupported):
             pump512.read(name)
-    with pytest.raises(errors.BadInput):
-        pump.read("Bolus", units=1)         # writes are not sent from Pump
-    with pytest.raises(errors.BadInput):
+    with pytest.raises(errors.Refused):
+        pump.read("Bolus", units=1)         # writes are not sent from a read
+    with pytest.raises(errors.Refused):
         pump.raw("TempBasal", rate=1, duration=30)
-    assert s.calls == []                     # nothing was sent
+    assert s.calls == [] and names(s512) == ["ReadPumpModel"]      # nothing else was sent
     assert pump512.read("ReadSettings")["insulin_action_curve"] == 6
-    assert s.calls == [("ReadSettings512", b"")]
+    assert s512.calls[-1] == ("ReadSettings512", b"")
 
 
 def test_pump_read_all_reports_naks():
     s = FakeSession({0x70: pad("12392307d60702"), 0xC0: pad("0003011400640050000001020100006400050014")},
-                    nak={0xC7})
+                    nak={0xC7}, model="515")
     result = Pump(s, model="515").read_all()
-    sent = {c[0] for c in s.calls}
-    assert sent == {row.name for row in commands.reads_for("515")}
+    sent = set(names(s))
+    assert sent == {row.name for row in commands.reads_for("515")} | {"ReadPumpModel"}
     assert not any(by_name(n).write or by_name(n).kind == "page" for n in sent)
     assert "ReadCurGlucosePageNumber" not in result and "ReadHistoryData" not in result
     assert result["ReadFactoryParameters"]["code"] == 8
     assert result["ReadSettings"]["maxBolus"] == 10.0 and result["ReadRTC"] == "2006-07-02T18:57:35"
     json.dumps(result)
-    x12 = Pump(FakeSession({0x70: pad("17313407dd081c")}), model="512").read_all()
+    x12 = Pump(FakeSession({0x70: pad("17313407dd081c")}, model="512"), model="512").read_all()
     assert "ReadSettings" in x12 and "ReadPumpStatus" not in x12   # logical name, sent as 0x91
 
 
 def test_pump_pages_checked():
     good = bytearray(1024)
     good[1022:] = lib.crc16(good[:1022]).to_bytes(2, "big")
-    s = FakeSession({0x80: bytes(good)})
+    s = FakeSession({0x80: bytes(good)}, model="522")
     pump = Pump(s, model="522")
     assert pump.history_page(3) == bytes(good)
     assert s.calls[-1] == ("ReadHistoryData", b"\x03")
     bad = bytearray(good)
     bad[0] ^= 1
     with pytest.raises(errors.CRCError):
-        Pump(FakeSession({0x80: bytes(bad)}), model="522").history_page(0)
+        Pump(FakeSession({0x80: bytes(bad)}, model="522"), model="522").history_page(0)
     isig = bytearray(2048)
     isig[2046:] = lib.crc16(isig[:2045]).to_bytes(2, "big")
-    s = FakeSession({0x9A: bytes(good), 0x9B: bytes(isig)})
+    s = FakeSession({0x9A: bytes(good), 0x9B: bytes(isig)}, model="522")
     assert Pump(s, model="522").glucose_page(7) == bytes(good)
     assert Pump(s, model="522").isig_page(7) == bytes(isig)
     assert s.calls == [("ReadGlucoseHistory", bytes.fromhex("00000007")), ("ReadISIGHistory", bytes.fromhex("00000007"))]
@@ -509,29 +549,29 @@ def test_pump_pages_checked():
 
 @pytest.mark.parametrize("model,value,pages", [("522", 10, 11), ("523", 417, 36), ("515", 0, 1), ("554", 35, 36)])
 def test_page_count(model, value, pages):
-    assert Pump(FakeSession({0x9D: pad("%08x" % value)}), model=model).page_count() == pages
+    assert Pump(FakeSession({0x9D: pad("%08x" % value)}, model=model), model=model).page_count() == pages
 
 
-def test_page_count_x12_sends_nothing():
-    s = FakeSession({})
-    assert Pump(s, model="512").page_count() == 32 and s.calls == []
+def test_page_count_x12_asks_its_model_then_nothing_more():
+    s = FakeSession({}, nak={0x9D}, model="512")
+    assert Pump(s).page_count() == 32 and names(s) == ["ReadCurPageNumber", "ReadPumpModel"]
+    s = FakeSession({}, model="512")
+    pump = Pump(s)
+    assert pump.model.number == "512" and pump.page_count() == 32 and names(s) == ["ReadPumpModel"]
 
 
 def test_ensure_awake():
-    s = FakeSession({0x8D: pad("03353232")})
+    s = FakeSession({}, model="522")
     pump = Pump(s)
     pump.ensure_awake(minutes=5)
-    assert s.wakes == [("ReadPumpModel", "PowerControl", 5)]
+    assert s.wakes == [("ReadPumpModel", "PowerControl", bytes([1, 5]))] and pump.model.number == "522"
     with pytest.raises(errors.BadInput):
         pump.ensure_awake(minutes=300)
+    with pytest.raises(errors.ModelMismatch):
+        Pump(FakeSession({}, model="523"), model="522").ensure_awake()
 
 
 # --- the doc and the CLI -----------------------------------------------------------------------
-
-def test_doc_is_current():
-    assert (ROOT / "docs" / "commands.md").read_text() == commands.doc_markdown(), \
-        "regenerate: python -m decocare.commands --doc > docs/commands.md"
-
 
 def _cli(*args):
     return subprocess.run([sys.executable, "-m", "decocare.commands"] + list(args), cwd=str(ROOT),
@@ -540,9 +580,9 @@ def _cli(*args):
 
 def test_cli_help_doc_and_errors():
     out = _cli("--help")
-    assert out.returncode == 0 and "Read and print everything" in out.stdout
+    assert out.returncode == 0 and "read and print everything" in out.stdout.lower()
     out = _cli("--doc")
-    assert out.returncode == 0 and out.stdout == commands.doc_markdown()
+    assert out.returncode == 0 and out.stdout == (ROOT / "docs" / "commands.md").read_text()
     out = _cli("/dev/nonexistent-decocare-port", "12345")
     assert out.returncode == 2 and "six digits" in out.stderr and "Traceback" not in out.stderr
     out = _cli("/dev/nonexistent-decocare-port", "208850")
@@ -557,7 +597,7 @@ def test_cli_reads_everything_from_the_emulator(model, capsys):
     from decocare.emulator import Emulator
     emu = Emulator(model=model, serial="208850", timing="fast")
     try:
-        assert commands.main([emu.url, "208850", "--json"]) == 0
+        assert commands_cli.main([emu.url, "208850", "--json"]) == 0
         result = json.loads(capsys.readouterr().out)
         assert result["model"] == model and result["ReadPumpModel"] == model
         assert result["ReadPumpID"] == "208850"
@@ -568,7 +608,7 @@ def test_cli_reads_everything_from_the_emulator(model, capsys):
         sent = [for_opcode(int(entry["opcode"], 16), model) for entry in emu.ledger]
         assert not any(row.write for row in sent)
         assert {row.name for row in sent} == {row.name for row in commands.reads_for(model)}
-        assert commands.main([emu.url, "208850", "--no-wake", "--model", model]) == 0
+        assert commands_cli.main([emu.url, "208850", "--no-wake", "--model", model]) == 0
         text = capsys.readouterr().out
         assert text.startswith("# pump 208850, model %s" % model) and "## ReadSettings\n- " in text
     finally:

@@ -12,6 +12,7 @@ import pytest
 
 from decocare import commands, dosing, errors, history, session as session_mod
 from decocare.models import get_model
+from decocare.tools import writes
 
 T0 = datetime.datetime(2024, 5, 1, 12, 0, 0)
 
@@ -95,11 +96,14 @@ class FakeSession:
         elif row.name == "SelectBasalProfile":
             self.pattern = params[0]
 
+    writes_sent = 0
+
     def execute(self, row, params=b"", validate=None, attempts=None):
         self.sent.append((row.name, bytes(params)))
         self.clock += datetime.timedelta(seconds=1)
         if not row.write:
             return self._read(row, params)
+        self.writes_sent += 1
         fate = self.fate
         if fate == "nak":
             raise errors.Refused("NAK", code=self.nak_code)
@@ -114,7 +118,12 @@ class FakeSession:
 
 
 def writer(fake, dry_run=False):
-    return dosing.Writer(commands.Pump(fake, model=fake.model.number), dry_run=dry_run)
+    """The write flow as the tools run it: the pump's model already read (the wake probe)."""
+    before = len(fake.sent)
+    pump = commands.Pump(fake, model=fake.model.number)
+    assert pump.model == fake.model and fake.sent[before:] in ([("ReadPumpModel", b"")], [])  # 508: trusted
+    del fake.sent[before:]
+    return dosing.Writer(pump, dry_run=dry_run)
 
 
 # --- temp basal -------------------------------------------------------------------------------
@@ -380,12 +389,12 @@ def test_json_is_serialisable_for_every_outcome():
 # --- the time a clock is set to --------------------------------------------------------------
 
 def test_pump_time_converts_zones():
-    assert dosing.pump_time("2024-03-01T14:05:00") == datetime.datetime(2024, 3, 1, 14, 5)
-    assert dosing.pump_time("2024-03-01T14:05:00+00:00", "America/New_York") == \
+    assert writes.pump_time("2024-03-01T14:05:00") == datetime.datetime(2024, 3, 1, 14, 5)
+    assert writes.pump_time("2024-03-01T14:05:00+00:00", "America/New_York") == \
         datetime.datetime(2024, 3, 1, 9, 5)
-    now = dosing.pump_time("now", "UTC")
+    now = writes.pump_time("now", "UTC")
     assert abs((now - datetime.datetime.utcnow()).total_seconds()) < 5
     with pytest.raises(errors.BadInput):
-        dosing.pump_time("yesterday")
+        writes.pump_time("yesterday")
     with pytest.raises(errors.BadInput):
-        dosing.pump_time("now", "Mars/Olympus")
+        writes.pump_time("now", "Mars/Olympus")

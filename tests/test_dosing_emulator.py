@@ -14,6 +14,7 @@ import pytest
 
 from decocare import dosing, errors, history
 from decocare.emulator import Emulator
+from decocare.connect import open_pump
 
 SERIAL = "208850"
 DOSE_OPS = ("Bolus", "TempBasal", "TempBasalPercent")
@@ -62,7 +63,7 @@ def opened(emu):
     """open_pump, tried again while its wake-up read fails (reads only: nothing is sent)."""
     for _ in range(10):
         try:
-            context = dosing.open_pump(emu.url, SERIAL, **FAST)
+            context = open_pump(emu.url, SERIAL, **FAST)
             pump = context.__enter__()
         except errors.DecocareError:
             continue
@@ -124,13 +125,13 @@ def emu():
 
 
 def run(emu, act):
-    with dosing.open_pump(emu.url, SERIAL, **FAST) as pump:
+    with open_pump(emu.url, SERIAL, **FAST) as pump:
         return act(dosing.Writer(pump))
 
 
 def force_on_write(emu, fault, act):
     """Force ``fault`` on the write itself: the reads before it run clean."""
-    with dosing.open_pump(emu.url, SERIAL, **FAST) as pump:
+    with open_pump(emu.url, SERIAL, **FAST) as pump:
         writer = dosing.Writer(pump)
         real_send = writer.send
 
@@ -185,7 +186,7 @@ def test_bolus_while_bolusing_refused_before_sending(emu):
 
 def newest(emu, *types):
     """The newest records of page 0 (newest first), only of ``types``."""
-    with dosing.open_pump(emu.url, SERIAL, **FAST) as pump:
+    with open_pump(emu.url, SERIAL, **FAST) as pump:
         records = history.decode_page(pump.history_page(0), pump.model).records
     return [r for r in records if r["_type"] in types]
 

@@ -649,7 +649,7 @@ def test_url_opens_the_live_instance_and_creates_fresh_ones():
         assert port.read(64)[9:19] == b"ComLink II"
         port.close()
     port = serial.serial_for_url("emulator://?model=554&serial=123456&timing=fast", timeout=0.5)
-    h = Host(port.emulator, "123456")
+    h = Host(port.device, "123456")
     assert h.command(0x8D)[1][:4] == b"\x03554"
     port.close()
     with pytest.raises(serial.SerialException):

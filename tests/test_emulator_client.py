@@ -4,11 +4,12 @@ import json
 
 import pytest
 
-from decocare import commands, dosing, history
+from decocare import commands, history
 from decocare.emulator import Emulator
 from decocare.link import Link
 from decocare.session import Session
 from decocare.stick import Stick
+from decocare.tools import writes
 
 from conftest import shared_path
 
@@ -53,15 +54,15 @@ def test_write_tools_outcomes_match_the_ledger(capsys):
     """mm-temp-basals / mm-bolus through the URL: delivered, refused and uncertain as the pump did."""
     with Emulator(model="523", serial="736868") as emu:
         port = ["--port", emu.url, "--serial", "736868"]
-        assert dosing.temp_basals_main(port + ["--json", "set", "--rate", "1.5", "--duration", "60"]) == 0
+        assert writes.temp_basals_main(port + ["--json", "set", "--rate", "1.5", "--duration", "60"]) == 0
         assert json.loads(capsys.readouterr().out)["outcome"] == "delivered"
         assert emu.ledger.deliveries("TempBasal")[-1]["rate"] == 1.5
         emu.force("lost_ack")
-        code = dosing.bolus_main(port + ["1.0", "--yes", "--json"])
+        code = writes.bolus_main(port + ["1.0", "--yes", "--json"])
         out = json.loads(capsys.readouterr().out)
         (bolus,) = emu.ledger.deliveries("Bolus")
         assert bolus["reply"] == "lost" and out["outcome"] in ("delivered", "uncertain") and code in (0, 7)
         emu.advance(120)
-        code = dosing.bolus_main(port + ["12", "--yes", "--json"])          # above max bolus 10 U
+        code = writes.bolus_main(port + ["12", "--yes", "--json"])          # above max bolus 10 U
         assert json.loads(capsys.readouterr().out)["outcome"] == "refused" and code == 6
         assert len(emu.ledger.deliveries("Bolus")) == 1

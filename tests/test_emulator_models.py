@@ -11,7 +11,7 @@ import pytest
 
 from decocare import download, history
 from decocare.emulator import Emulator, generate
-from decocare.tools.pumpcli import open_pump
+from decocare.connect import open_pump
 
 from conftest import shared_path
 
@@ -39,7 +39,8 @@ def test_client_downloads_real_pages_byte_identical_and_reads_everything(model, 
     out = tmp_path / "logs"
     with Emulator(model=model, serial=SERIAL, pages=str(seed)) as emu:
         with open_pump(emu.url, SERIAL) as pump:
-            saved, failed = download.download(pump, str(out))
+            report = download.download(pump, str(out))
+            saved, failed = report.saved, report.failed
             values = pump.read_all()
     assert not failed
     for n, data in enumerate(pages):
@@ -55,7 +56,8 @@ def test_client_downloads_a_generated_history_that_decodes_to_the_generated_even
     with Emulator(model=model, serial=SERIAL, seed=11, weeks=2) as emu:
         expected = generate.events(model, emu.pump.start, seed=11, weeks=2)
         with open_pump(emu.url, SERIAL) as pump:
-            saved, failed = download.download(pump, str(tmp_path))
+            report = download.download(pump, str(tmp_path))
+            saved, failed = report.saved, report.failed
     assert not failed and saved
     decoded = []
     for n in sorted(saved, reverse=True):                  # oldest page first

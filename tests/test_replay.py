@@ -16,6 +16,7 @@ from decocare import errors, frames, replay
 from decocare.link import Link
 from decocare.session import Session
 from decocare.stick import Stick
+from decocare.tools import replay as replay_cli
 
 from test_session import MODEL, TEMP, cmd
 
@@ -224,7 +225,7 @@ def test_check_cli_over_all_transcripts(transcripts_dir, capsys):
     is understood and every reply parsed, and no file has fewer decoded replies than pages."""
     totals = [0] * 6
     for path in sorted(transcripts_dir.glob("*.jsonl")):
-        assert replay.main(["--check", str(path)]) == 0
+        assert replay_cli.main(["--check", str(path)]) == 0
         last = capsys.readouterr().out.splitlines()[-1]
         m = LAST_LINE.match(last)
         assert m, last

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from decocare import errors, frames, lib
+from decocare import errors, frames, pages
 from decocare.link import Link
 from decocare.session import Session
 from decocare.stick import Stick
@@ -25,7 +25,7 @@ TEMP = cmd("TempBasal", 0x4C, frames_=1, reply_size=0, retries=0, write=True)
 
 
 def page_crc(data):
-    if not lib.page_crc_ok(data):
+    if not pages.page_crc_ok(data):
         raise errors.CRCError("page CRC16 mismatch")
 
 
@@ -185,13 +185,13 @@ def test_write_after_uncertain_starts_from_a_clean_stick():
 
 def test_wake_skips_power_control_when_pump_listens():
     fake, stick, session = rig()
-    assert session.wake(MODEL, POWER)[:4] == b"\x03515"
+    assert session.wake(MODEL, POWER, b"\x01\x0a")[:4] == b"\x03515"
     assert [w[13] for w in fake.transmits] == [0x8D]
 
 
 def test_wake_powers_on_a_sleeping_pump_once():
     fake, stick, session = rig(pump=Pump(asleep=True))
-    assert session.wake(MODEL, POWER, minutes=7)[:4] == b"\x03515"
+    assert session.wake(MODEL, POWER, b"\x01\x07")[:4] == b"\x03515"
     assert [w[13] for w in fake.transmits] == [0x8D, 0x5D, 0x8D]
     assert fake.transmits[1][15:17] == b"\x01\x07"
     assert 17.0 < fake.clock() < 25.0   # the wake-up was waited out by reading, not re-sent

@@ -3,11 +3,12 @@ byte-identical whatever faults happen on the way, and a write is transmitted exa
 the emulator's ledger says what the pump actually executed."""
 import pytest
 
-from decocare import commands, download, errors, history
+from decocare import commands, errors, history
 from decocare.emulator import Emulator
 from decocare.link import Link
 from decocare.session import Session
 from decocare.stick import Stick
+from decocare.tools import download as download_cli
 
 from conftest import shared_path
 
@@ -21,7 +22,7 @@ def open_session(emu):
 @pytest.mark.parametrize("faults", [None, "corrupt=0.15,stall=0.1,timeout=0.1,late_usb=0.05,seed=7"])
 def test_download_cli_pages_are_the_emulators_pages(tmp_path, faults):
     with Emulator(model="523", serial="736868", seed=3, weeks=6, faults=faults) as emu:
-        code = download.main([emu.url, "736868", "--out", str(tmp_path)])
+        code = download_cli.main([emu.url, "736868", "--out", str(tmp_path)])
         pages = emu.pump.history.pages
         saved = sorted(tmp_path.glob("ReadHistoryData-page-*.data"))
         assert len(pages) >= 2
@@ -48,7 +49,7 @@ def test_glucose_download(tmp_path, page_index):
     (seeded / "ReadHistoryData-page-0.data").write_bytes(history.build_pages([], "522")[0])
     out = tmp_path / "out"
     with Emulator(model="522", serial="578398", pages=str(seeded)) as emu:
-        assert download.main([emu.url, "578398", "--glucose", "--out", str(out)]) == 0
+        assert download_cli.main([emu.url, "578398", "--glucose", "--out", str(out)]) == 0
         saved = sorted(out.glob("ReadGlucoseHistory-page-*.data"))
         assert len(saved) == min(len(emu.pump.glucose), max(emu.pump.glucose) + 1)
         for path in saved:
@@ -58,7 +59,8 @@ def test_glucose_download(tmp_path, page_index):
 def test_sleeping_pump_is_woken_once():
     with Emulator(model="515", serial="208850", faults="asleep") as emu:
         stick, session = open_session(emu)
-        data = session.wake(commands.by_name("ReadPumpModel"), commands.by_name("PowerControl"))
+        data = session.wake(commands.by_name("ReadPumpModel"), commands.by_name("PowerControl"),
+                            commands.params("PowerControl", "515", minutes=10))
         assert commands.decode("ReadPumpModel", data, None) == "515"
         assert [e["op"] for e in emu.ledger].count("PowerControl") == 1
 
@@ -114,6 +116,6 @@ def test_read_recovers_from_each_fault(fault):
 
 def test_download_wakes_a_sleeping_pump_even_when_the_model_is_given(tmp_path):
     with Emulator(model="515", serial="208850", faults="asleep", seed=4) as emu:
-        assert download.main([emu.url, "208850", "--model", "515", "--out", str(tmp_path)]) == 0
+        assert download_cli.main([emu.url, "208850", "--model", "515", "--out", str(tmp_path)]) == 0
         assert [e["op"] for e in emu.ledger].count("PowerControl") == 1
         assert len(list(tmp_path.glob("*.data"))) == len(emu.pump.history.pages)

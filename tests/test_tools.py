@@ -11,11 +11,13 @@ import sys
 import pytest
 import serial
 
-from decocare import cgm, cli, history
+from decocare import cgm, history, scan
 from decocare.emulator import Emulator
 from decocare.errors import EXIT_NO_RESPONSE, EXIT_PARTIAL, EXIT_PORT, EXIT_REFUSED, EXIT_USAGE
-from decocare.lib import crc16, page_crc_ok
+from decocare.lib import crc16
+from decocare.pages import page_crc_ok
 from decocare.tools import latest, pages, send_comm
+from decocare.tools import registry
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SERIAL = "208850"
@@ -30,7 +32,7 @@ def emu():
 def run(main, argv, capsys):
     """(exit code, parsed JSON stdout or None, stderr) of a tool run in-process, as cli.run runs it."""
     with pytest.raises(SystemExit) as done:
-        cli.run(main, argv, prog="tool")
+        registry.run(main, argv, prog="tool")
     out = capsys.readouterr()
     return done.value.code, (json.loads(out.out) if out.out.strip() else None), out.err
 
@@ -249,7 +251,7 @@ def test_busy_port(capsys, tmp_path):
 def test_no_port_given_and_no_stick(capsys, monkeypatch):
     monkeypatch.delenv("DECOCARE_PORT", raising=False)
     monkeypatch.setenv("DECOCARE_SYSFS", "/nonexistent")
-    monkeypatch.setattr(cli, "STICK_GLOBS", ())
+    monkeypatch.setattr(scan, "STICK_GLOBS", ())
     code, _, err = run(latest.main, ["--serial", SERIAL], capsys)
     assert code == EXIT_PORT and "no CareLink stick found" in err
 

@@ -1,29 +1,50 @@
-"""Packaging: every console entry point in setup.py resolves to a function and has its bin/
-script of the same name (a checkout and an install offer the same tools); the udev rule ships
-as package data; .ci/run runs exactly the README's test command."""
-import ast
-import importlib
+"""Packaging: every tool of the registry resolves to a function, has its console script (setup.py
+reads the registry) and its script in bin/ or at the top of the checkout (a checkout and an
+install offer the same tools), and every ``python -m decocare.X`` of the registry runs; the
+udev rule ships as package data; .ci/run runs exactly the README's test command."""
 import pathlib
 import re
+import runpy
+import subprocess
+import sys
+
+import pytest
+
+from decocare.tools import registry
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
-def setup_tools():
-    tree = ast.parse((ROOT / "setup.py").read_text())
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "TOOLS":
-            return ast.literal_eval(node.value)
-    raise AssertionError("setup.py has no TOOLS table")
+def test_entry_points_resolve_and_match_scripts():
+    assert {"mm-send-comm.py", "mm-latest.py", "mm-pages.py", "mm-history.py", "mm-glucose.py",
+            "mm-bolus.py", "list_history.py"} <= set(registry.INSTALLED)
+    for name, target, _ in registry.TOOLS:
+        assert callable(registry.resolve(name)), target
+        if name in registry.INSTALLED:
+            assert callable(getattr(registry, registry.entry_name(name)))
+            script = ROOT / "bin" / name if (ROOT / "bin" / name).is_file() else ROOT / name
+            assert script.is_file(), "no script for %s in bin/ or at the top" % name
+            assert 'launch("%s")' % name in script.read_text()
 
 
-def test_entry_points_resolve_and_match_bin():
-    tools = setup_tools()
-    assert {"mm-send-comm.py", "mm-latest.py", "mm-pages.py", "mm-history.py", "mm-glucose.py"} <= set(tools)
-    for name, target in tools.items():
-        module, func = target.split(":")
-        assert callable(getattr(importlib.import_module(module), func)), target
-        assert (ROOT / "bin" / name).is_file(), "bin/%s missing for the entry point" % name
+def test_setup_installs_exactly_the_registry():
+    captured = {}
+    import setuptools
+    real = setuptools.setup
+    setuptools.setup = lambda **kw: captured.update(kw)
+    try:
+        runpy.run_path(str(ROOT / "setup.py"), run_name="__main__")
+    finally:
+        setuptools.setup = real
+    scripts = captured["entry_points"]["console_scripts"]
+    assert sorted(s.split(" = ")[0] for s in scripts) == sorted(registry.INSTALLED)
+
+
+@pytest.mark.parametrize("name", [n for n, _, _ in registry.TOOLS if n.startswith("decocare.")])
+def test_python_dash_m_runs_each_module_tool(name):
+    done = subprocess.run([sys.executable, "-m", name, "--help"], capture_output=True, text=True,
+                          timeout=60, cwd=str(ROOT))
+    assert done.returncode == 0 and done.stdout.startswith("usage: python -m " + name), done.stderr
 
 
 def test_udev_rule_is_package_data():

@@ -7,6 +7,7 @@ import pytest
 from decocare import explain
 from decocare.errors import BadInput
 from decocare.lib import crc16
+from decocare.tools import explain as explain_cli
 
 STICK = """INFO:decocare.link:usb.write.len: 3
 0000   0x04 0x00 0x00                  ...
@@ -129,11 +130,11 @@ def test_pump_behind_and_missing_logs(tmp_path):
 
 def test_model_only_and_cli_errors(tmp_path, capsys):
     logs = write_run(tmp_path / "logs")
-    assert explain.main(["--model", str(logs)]) == 0
+    assert explain_cli.main(["--model", str(logs)]) == 0
     assert capsys.readouterr().out == "523\n"
     with pytest.raises(BadInput, match="no pump model"):
-        explain.main(["--model", str(tmp_path)])
+        explain_cli.main(["--model", str(tmp_path)])
     with pytest.raises(BadInput, match="no such directory"):
-        explain.main([str(tmp_path / "nowhere")])
+        explain_cli.main([str(tmp_path / "nowhere")])
     with pytest.raises(SystemExit):
-        explain.main([str(logs), "--result", "bogus=1"])
+        explain_cli.main([str(logs), "--result", "bogus=1"])

@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from decocare.emulator import Emulator
-from decocare.lib import page_crc_ok
+from decocare.pages import page_crc_ok
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 LOGS = ("baseline.stick", "session", "stick", "commands", "download", "postmortem.stick")

@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
-from decocare import dosing, errors
+from decocare import errors
 from decocare.emulator import Emulator
+from decocare.tools import writes
 
 from conftest import ROOT
 
@@ -48,7 +49,7 @@ def test_captured_temp_basal_replayed_byte_identical(transcripts_dir, capsys):
     assert packet == ["0100a7012088508003000001004c860050028c"]
     # The recording holds no ReadSettings: --max-basal replaces that read (the replay refuses
     # any TransmitPacket the recording does not hold, and any write that differs from it).
-    code, out = run_tool(dosing.temp_basals_main, capsys, "--port", "replay://%s" % path,
+    code, out = run_tool(writes.temp_basals_main, capsys, "--port", "replay://%s" % path,
                          "--serial", SERIAL, "set", "--rate", "2.0", "--duration", "60",
                          "--max-basal", "2.0", "--json")
     assert code == 0 and out["outcome"] == "delivered" and out["received"] and out["recieved"]
@@ -57,7 +58,7 @@ def test_captured_temp_basal_replayed_byte_identical(transcripts_dir, capsys):
 
 
 def test_captured_session_without_max_basal_refuses_before_sending(transcripts_dir, capsys):
-    code, out = run_tool(dosing.temp_basals_main, capsys, "--port",
+    code, out = run_tool(writes.temp_basals_main, capsys, "--port",
                          "replay://%s" % (transcripts_dir / CAPTURE), "--serial", SERIAL, "set",
                          "--rate", "2.0", "--duration", "60", "--json")
     assert code == errors.EXIT_REFUSED and out["outcome"] == "refused" and out["sent"] is False
@@ -67,21 +68,21 @@ def test_captured_session_without_max_basal_refuses_before_sending(transcripts_d
 # --- the tools against the emulator ------------------------------------------------------------
 
 def test_bolus_tool(emu, capsys):
-    code, out = run_tool(dosing.bolus_main, capsys, *port(emu), "2.5", "--yes", "--json")
+    code, out = run_tool(writes.bolus_main, capsys, *port(emu), "2.5", "--yes", "--json")
     assert code == 0 and out["outcome"] == "delivered" and out["_type"] == "BolusRequest"
     assert out["requested"]["units"] == 2.5 and out["requested"]["params"] == "0064"
     assert set(out) >= {"status", "bolusing", "suspended", "received", "recieved"}
     assert [e["units"] for e in doses(emu, "Bolus")] == [2.5]
-    code, out = run_tool(dosing.bolus_main, capsys, *port(emu), "1", "--yes", "--json")
+    code, out = run_tool(writes.bolus_main, capsys, *port(emu), "1", "--yes", "--json")
     assert code == errors.EXIT_REFUSED and "in progress" in out["reason"]
     assert len(doses(emu, "Bolus")) == 1
 
 
 def test_bolus_needs_yes_and_dry_run_sends_nothing(emu, capsys):
     with pytest.raises(SystemExit) as exit_:
-        dosing.bolus_main(port(emu) + ["1.0"])
+        writes.bolus_main(port(emu) + ["1.0"])
     assert exit_.value.code == errors.EXIT_USAGE and "--yes" in capsys.readouterr().err
-    code, out = run_tool(dosing.bolus_main, capsys, *port(emu), "1.0", "--dry-run", "--json")
+    code, out = run_tool(writes.bolus_main, capsys, *port(emu), "1.0", "--dry-run", "--json")
     assert code == 0 and out["outcome"] == "dry-run" and out["sent"] is False
     assert out["requested"]["packet"].startswith("0100a701208850")
     assert doses(emu, "Bolus") == []
@@ -93,20 +94,20 @@ def test_bolus_needs_yes_and_dry_run_sends_nothing(emu, capsys):
     (["30", "--yes"], "outside"),
 ])
 def test_bolus_refusals(emu, capsys, argv, why):
-    code, out = run_tool(dosing.bolus_main, capsys, *port(emu), *argv, "--json")
+    code, out = run_tool(writes.bolus_main, capsys, *port(emu), *argv, "--json")
     assert code == errors.EXIT_REFUSED and why in out["reason"] and not out["sent"]
     assert doses(emu, "Bolus") == []
 
 
 def test_temp_basal_tool(emu, capsys):
-    code, out = run_tool(dosing.temp_basals_main, capsys, *port(emu), "set", "--rate", "0.975",
+    code, out = run_tool(writes.temp_basals_main, capsys, *port(emu), "set", "--rate", "0.975",
                          "--duration", "90", "--json")
     assert code == 0 and out["verification"] == {"temp": "absolute", "rate": 0.975, "duration": 90}
-    code, out = run_tool(dosing.temp_basals_main, capsys, *port(emu), "query")
+    code, out = run_tool(writes.temp_basals_main, capsys, *port(emu), "query")
     assert json.loads(out)["rate"] == 0.975
-    code, text = run_tool(dosing.temp_basals_main, capsys, *port(emu), "cancel")
+    code, text = run_tool(writes.temp_basals_main, capsys, *port(emu), "cancel")
     assert code == 0 and text.startswith("delivered: TempBasal")
-    code, out = run_tool(dosing.temp_basals_main, capsys, *port(emu), "percent", "--percent", "60",
+    code, out = run_tool(writes.temp_basals_main, capsys, *port(emu), "percent", "--percent", "60",
                          "--duration", "30", "--json")
     assert code == 0 and out["verification"]["temp"] == "percent"
 
@@ -118,14 +119,14 @@ def test_temp_basal_tool(emu, capsys):
     (["percent", "--percent", "150", "--duration", "30"], "0 to 100"),
 ])
 def test_temp_basal_refusals(emu, capsys, argv, why):
-    code, out = run_tool(dosing.temp_basals_main, capsys, *port(emu), *argv, "--json")
+    code, out = run_tool(writes.temp_basals_main, capsys, *port(emu), *argv, "--json")
     assert code == errors.EXIT_REFUSED and why in out["reason"], out
     assert doses(emu, "TempBasal") == doses(emu, "TempBasalPercent") == []
 
 
 def test_dropped_temp_basal_is_uncertain_exit_7(emu, capsys):
     emu.force("drop_args")           # the reads before it carry no arguments: the write gets it
-    code = dosing.temp_basals_main(port(emu) + ["set", "--rate", "1.0", "--duration", "30", "--json"])
+    code = writes.temp_basals_main(port(emu) + ["set", "--rate", "1.0", "--duration", "30", "--json"])
     captured = capsys.readouterr()
     out = json.loads(captured.out)
     assert code == errors.EXIT_UNCERTAIN and out["outcome"] == "uncertain" and out["sent"]
@@ -134,27 +135,27 @@ def test_dropped_temp_basal_is_uncertain_exit_7(emu, capsys):
 
 
 def test_suspend_rtc_keys_profile_tools(emu, capsys):
-    assert run_tool(dosing.set_suspend_main, capsys, *port(emu), "suspend", "--json")[1]["outcome"] == "delivered"
-    assert json.loads(run_tool(dosing.set_suspend_main, capsys, *port(emu), "query")[1])["suspended"]
-    assert run_tool(dosing.set_suspend_main, capsys, *port(emu), "resume", "--json")[0] == 0
-    code, out = run_tool(dosing.set_rtc_main, capsys, *port(emu), "set", "--to", "2030-01-02T03:04:05",
+    assert run_tool(writes.set_suspend_main, capsys, *port(emu), "suspend", "--json")[1]["outcome"] == "delivered"
+    assert json.loads(run_tool(writes.set_suspend_main, capsys, *port(emu), "query")[1])["suspended"]
+    assert run_tool(writes.set_suspend_main, capsys, *port(emu), "resume", "--json")[0] == 0
+    code, out = run_tool(writes.set_rtc_main, capsys, *port(emu), "set", "--to", "2030-01-02T03:04:05",
                          "--json")
     assert code == 0 and out["verification"]["clock"].startswith("2030-01-02T03:04")
-    assert json.loads(run_tool(dosing.set_rtc_main, capsys, *port(emu), "query")[1])["clock"] \
+    assert json.loads(run_tool(writes.set_rtc_main, capsys, *port(emu), "query")[1])["clock"] \
         .startswith("2030-01-02")
-    assert run_tool(dosing.press_key_main, capsys, *port(emu), "esc", "ACT", "--json")[1]["pressed"] \
+    assert run_tool(writes.press_key_main, capsys, *port(emu), "esc", "ACT", "--json")[1]["pressed"] \
         == ["esc", "act"]
-    assert run_tool(dosing.select_profile_main, capsys, *port(emu), "a", "--json")[0] == 0
-    assert json.loads(run_tool(dosing.select_profile_main, capsys, *port(emu), "query")[1]) \
+    assert run_tool(writes.select_profile_main, capsys, *port(emu), "a", "--json")[0] == 0
+    assert json.loads(run_tool(writes.select_profile_main, capsys, *port(emu), "query")[1]) \
         == {"selected_pattern": "A"}
 
 
 def test_x12_and_unknown_keys(capsys):
     with Emulator("512", SERIAL, weeks=1) as emu:
-        code, out = run_tool(dosing.bolus_main, capsys, *port(emu), "1.0", "--yes", "--json")
+        code, out = run_tool(writes.bolus_main, capsys, *port(emu), "1.0", "--yes", "--json")
         assert code == errors.EXIT_REFUSED and "ReadPumpStatus" in out["reason"]
         with pytest.raises(SystemExit) as exit_:
-            dosing.press_key_main(port(emu) + ["left"])
+            writes.press_key_main(port(emu) + ["left"])
         assert exit_.value.code == errors.EXIT_USAGE
         assert emu.ledger.deliveries() == []
 

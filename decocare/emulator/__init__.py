@@ -10,11 +10,11 @@ the client (link, stick, session, download), so a client bug cannot be mirrored 
 import datetime
 import itertools
 import os
-import re
 import threading
 
 from ..errors import BadInput
 from ..models import get_model
+from ..pages import KINDS, parse_page_file
 from .faults import Faults
 from .ledger import Ledger
 from .pump import Pump
@@ -26,7 +26,6 @@ _INSTANCES = {}
 _IDS = itertools.count(1)
 _LOCK = threading.Lock()
 
-PAGE_FILE = re.compile(r"^(ReadHistoryData|ReadGlucoseHistory|ReadISIGHistory)-page-(\d+)\.data$")
 
 
 def load_pages(folder):
@@ -34,12 +33,12 @@ def load_pages(folder):
     ISIG pages too when present), as decocare's download saves them (e.g. the user's ``logs/``)."""
     if not os.path.isdir(folder):
         raise BadInput("pages folder %s does not exist" % folder)
-    found = {"ReadHistoryData": {}, "ReadGlucoseHistory": {}, "ReadISIGHistory": {}}
+    found = {kind: {} for kind in KINDS}
     for name in os.listdir(folder):
-        m = PAGE_FILE.match(name)
-        if m:
+        page = parse_page_file(name)
+        if page:
             with open(os.path.join(folder, name), "rb") as fh:
-                found[m.group(1)][int(m.group(2))] = fh.read()
+                found[page[0]][page[1]] = fh.read()
     pages = found["ReadHistoryData"]
     if not pages:
         raise BadInput("no ReadHistoryData-page-N.data files in %s" % folder)
@@ -62,6 +61,10 @@ class Emulator:
                  ledger=None, seed=0, weeks=3, cur_page=None, firmware=None, start=None,
                  stick_serial="0c1700", region=0x00):
         model = get_model(model).number
+        if cur_page is not None and not (isinstance(cur_page, int) and 0 <= cur_page <= 0xFFFFFFFF):
+            raise BadInput("cur_page must be a page number from 0 to 4294967295, got %r" % (cur_page,))
+        if not (isinstance(seed, int) and seed >= 0) or not (isinstance(weeks, int) and 0 < weeks <= 52):
+            raise BadInput("seed must be 0 or more and weeks 1-52, got seed=%r weeks=%r" % (seed, weeks))
         self.faults = Faults(faults)
         self.timing = Timing(timing)
         self.clock = Clock()
@@ -109,6 +112,12 @@ class Emulator:
     def read(self, size, timeout=None):
         return self.stick.read(size, timeout)
 
+    def in_waiting(self):
+        return self.stick.in_waiting()
+
+    def reset_input(self):
+        self.stick.reset_input()
+
     def serve_pty(self, link=None):
         """Serve on a new pseudo-terminal; returns the port path (``link`` when given, a symlink
         to the pty).  Stopped by ``close()``."""
@@ -116,6 +125,10 @@ class Emulator:
         if self._server is None:
             self._server = PtyServer(self.stick, link)
         return self._server.port
+
+    def serving_error(self):
+        """Why the pty server stopped on its own (None while it serves)."""
+        return self._server.error if self._server is not None else None
 
     def close(self):
         if self._server is not None:

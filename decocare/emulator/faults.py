@@ -56,8 +56,12 @@ class Faults:
                 self.flags.add(name)
             elif name == "seed":
                 seed = _number(name, value, int)
+                if seed < 0:
+                    raise BadInput("fault seed must be 0 or more, got %s" % value)
             elif name == "nak_code":
                 self.nak_code = _number(name, value, lambda v: int(v, 0))
+                if not 0 <= self.nak_code <= 0xFF:
+                    raise BadInput("fault nak_code must be a byte (0-255), got %s" % value)
             elif name in POINTS:
                 p = _number(name, value, float)
                 if not 0 <= p <= 1:
@@ -89,11 +93,6 @@ class Faults:
             self.counts[name] += 1
             return True
         return False
-
-    def set_flag(self, name, on=True):
-        if name not in FLAGS:
-            raise BadInput("unknown flag %r (known: %s)" % (name, ", ".join(FLAGS)))
-        (self.flags.add if on else self.flags.discard)(name)
 
 
 def _number(name, value, kind):

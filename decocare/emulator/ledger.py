@@ -8,6 +8,8 @@ and, for deliveries, ``units`` (bolus) or ``rate`` + ``duration`` (temp basal).
 import json
 import threading
 
+from ..errors import BadInput
+
 
 class Ledger(list):
     """A list of entries that can also append each one as a JSON line to a file."""
@@ -16,6 +18,12 @@ class Ledger(list):
         super().__init__()
         self.path = path
         self._lock = threading.Lock()
+        if path:
+            try:
+                with open(path, "a"):
+                    pass
+            except OSError as exc:
+                raise BadInput("ledger %s cannot be written (%s)" % (path, exc.strerror or exc))
 
     def add(self, entry):
         with self._lock:

@@ -21,8 +21,15 @@ class PtyServer:
         self.port = link or self.path
         self._wake_r, self._wake_w = os.pipe()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="emulator-pty", daemon=True)
+        self.error = None               # why serving stopped, if it ever did on its own
+        self._thread = threading.Thread(target=self._serve, name="emulator-pty", daemon=True)
         self._thread.start()
+
+    def _serve(self):
+        try:
+            self._run()
+        except Exception as exc:        # reported by the CLI, which then ends the process
+            self.error = "%s: %s" % (type(exc).__name__, exc)
 
     def _run(self):
         while not self._stop.is_set():

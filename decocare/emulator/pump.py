@@ -8,12 +8,12 @@ lacks) and append the history records a real pump writes, so the next download s
 import datetime
 
 from .. import commands, history, records
-from ..errors import DecocareError
-from ..lib import page_crc_ok
+from ..errors import NAK_BOLUSING, NAK_NO_PAGE, NAK_RANGE, NAK_REFUSED, DecocareError
+from ..pages import DATA_SIZE, page_crc_ok
 from ..models import get_model
+from ..vocabulary import KEYS, PATTERN_NAMES, PATTERN_RECORD_NAMES
 from . import replies
 
-NAK_REFUSED, NAK_RANGE, NAK_BOLUSING, NAK_NO_PAGE = 0x08, 0x09, 0x0C, 0x0D
 FRAME = 64
 
 FIRMWARE = {"x12": "VER 1.3B1.1 ", "x15": "VER 2.1A1.1 ", "x22": "VER 2.4A1.1 ",
@@ -54,7 +54,7 @@ class HistoryStore:
         return self.pages[n] if 0 <= n < len(self.pages) else None
 
     def _end_of_page0(self):
-        data, end = self.pages[0][:history.DATA_SIZE], 0
+        data, end = self.pages[0][:DATA_SIZE], 0
         for item in history.walk(data, self.model):
             if item[0] == "unknown":
                 return None
@@ -65,14 +65,14 @@ class HistoryStore:
         for raw in raws:
             if self._used is None:
                 self._used = self._end_of_page0() if page_crc_ok(self.pages[0]) else None
-            if self._used is None or self._used + len(raw) > history.DATA_SIZE:
+            if self._used is None or self._used + len(raw) > DATA_SIZE:
                 self.pages.insert(0, b"")
                 self.pages = self.pages[:self.model.history_pages]
                 self.counter += 1
                 self._used = 0
-                data = bytearray(history.DATA_SIZE)
+                data = bytearray(DATA_SIZE)
             else:
-                data = bytearray(self.pages[0][:history.DATA_SIZE])
+                data = bytearray(self.pages[0][:DATA_SIZE])
             data[self._used:self._used + len(raw)] = raw
             self._used += len(raw)
             self.pages[0] = history.build_pages([bytes(data[:self._used])], self.model)[0]
@@ -313,15 +313,15 @@ def w_set_rtc(p, params):
 def w_keypad(p, params):
     if len(params) != 1 or params[0] > 4:
         return NAK_RANGE, None
-    return None, {"key": ("EASY", "ESC", "ACT", "UP", "DOWN")[params[0]]}
+    return None, {"key": KEYS[params[0]]}
 
 
 def w_select_profile(p, params):
     if len(params) != 1 or params[0] > 2:
         return NAK_RANGE, None
     p.settings["selected_pattern"] = params[0]
-    p.record("SelectBasalProfile", pattern=("standard", "pattern a", "pattern b")[params[0]])
-    return None, {"profile": ("STD", "A", "B")[params[0]]}
+    p.record("SelectBasalProfile", pattern=PATTERN_RECORD_NAMES[params[0]])
+    return None, {"profile": PATTERN_NAMES[params[0]]}
 
 
 def w_glucose_timestamp(p, params):

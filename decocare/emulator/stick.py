@@ -13,11 +13,7 @@ import time
 from .. import commands, frames
 from ..frames import KIND_ACK, KIND_CHUNK, KIND_FRAME, KIND_NAK, KIND_TIMEOUT
 
-POWER_CONTROL = 0x5D
-
-# The USB InterfaceStats answer owns 25 bytes, the radio one 36: in the captures byte 25 of a
-# USB stats answer is always left over from the previous reply (e.g. ProductInfo's 0x03).
-USB_STATS_OWNS = 25
+POWER_CONTROL = frames.POWER_CONTROL
 
 
 class Timing:
@@ -164,11 +160,11 @@ class Stick:
         if not p:
             return None
         op = p[0]
-        if op == 0x01:
-            if len(p) < 9:
+        if op == frames.TRANSMIT_PACKET:
+            if len(p) < frames.TRANSMIT_HEAD:
                 return None
-            size = 16 + (((p[7] & 0x7F) << 8) | p[8])
-        elif op == 0x0C:
+            size = frames.transmit_length(p)
+        elif op == frames.READ_RADIO:
             size = 5
         else:
             size = 2
@@ -184,36 +180,45 @@ class Stick:
         self.buf[:len(data)] = data[:64]
 
     def _handle(self, cmd, now):
+        """Dispatch on the stick op table (``frames.STICK_OPS``): each op's answer, cut to the
+        bytes the table says it owns, goes into the shared buffer."""
         self.usb["received"] += 1
-        op = cmd[0]
-        if op == 0x04:
-            self._own(frames.encode_product_info(self.stick_serial, self.region))
-        elif op == 0x06:
-            self._own(bytes([0x01, frames.ACK, 0x00, self.signal_rng.randint(0xB9, 0xC8)]))
-        elif op == 0x05:
-            self._stats(cmd[1])
-        elif op == 0x03:
-            self._status(now)
-        elif op == 0x0C:
-            return self._read_radio(cmd, now)
-        elif op == 0x01:
-            return self._transmit(cmd, now)
-        else:
-            self._own(bytes([0x01, frames.NAK, 0x03]))   # unknown stick opcode (approximated)
-        self._answer(self.buf, now, self.timing.usb)
+        op = frames.STICK_OP_BY_CODE.get(cmd[0])
+        param = cmd[1] if len(cmd) > 1 else 0
+        if op is None or param not in op.params:
+            self._own(bytes([0x01, frames.NAK, 0x03]))   # unknown stick command (approximated)
+            return self._answer(self.buf, now, self.timing.usb)
+        answer = getattr(self, "_op_" + op.name)(cmd, now)
+        if answer is not None:
+            self._own(frames.owned(op.code, param, answer))
+            self._answer(self.buf, now, self.timing.usb)
 
-    def _stats(self, interface):
-        if interface == 0:
+    def _op_ProductInfo(self, cmd, now):
+        return frames.encode_product_info(self.stick_serial, self.region)
+
+    def _op_SignalStrength(self, cmd, now):
+        return bytes([0x01, frames.ACK, 0x00, self.signal_rng.randint(0xB9, 0xC8)])
+
+    def _op_InterfaceStats(self, cmd, now):
+        if cmd[1] == 0:
             r = self.radio
             extra = b"".join(v.to_bytes(2, "big") for v in (
                 0, r["naks"], r["received"] & 0xFFFF, r["transmitted"] & 0xFFFF, r["timeouts"]))
-            self._own(frames.encode_interface_stats(extra=extra, **r))
-        else:
-            u = self.usb
-            extra = b"".join((v & 0xFFFF).to_bytes(2, "big") for v in (
-                u["received"] + 0x3C, u["received"] + 0x291, u["transmitted"], 0x0400, 0x0005))
-            self._own(frames.encode_interface_stats(received=u["received"], transmitted=u["transmitted"],
-                                                    extra=extra)[:USB_STATS_OWNS])
+            return frames.encode_interface_stats(extra=extra, **r)
+        u = self.usb
+        extra = b"".join((v & 0xFFFF).to_bytes(2, "big") for v in (
+            u["received"] + 0x3C, u["received"] + 0x291, u["transmitted"], 0x0400, 0x0005))
+        return frames.encode_interface_stats(received=u["received"], transmitted=u["transmitted"],
+                                             extra=extra)
+
+    def _op_ReadStatus(self, cmd, now):
+        return self._status(now)
+
+    def _op_ReadRadio(self, cmd, now):
+        self._read_radio(cmd, now)          # answers (or not) by itself: exactly the size asked
+
+    def _op_TransmitPacket(self, cmd, now):
+        self._transmit(cmd, now)            # answers (or not) by itself
 
     def _status(self, now):
         flags, size = 0, 0
@@ -225,7 +230,7 @@ class Stick:
                 size = frames.RADIO_HEADER + 1 + sum(len(d) for _, d in arrived)
             if task.receiving(now):
                 flags |= frames.STATUS_RECEIVING
-        self._own(frames.encode_status(flags, size))
+        return frames.encode_status(flags, size)
 
     def _read_radio(self, cmd, now):
         try:
@@ -267,8 +272,7 @@ class Stick:
         if tx is None or not tx.header_crc_ok or not tx.params_crc_ok:
             self._own(bytes([0x01, frames.NAK, 0x03]))       # approximated: never captured
             return self._answer(self.buf, now, self.timing.usb)
-        off = tx.opcode == POWER_CONTROL and tx.params[:1] == b"\x00" and \
-            commands.supported("PowerControl", self.pump.model)
+        off = not frames.answered(cmd) and commands.supported("PowerControl", self.pump.model)
         self._own(bytes([0x01, frames.ACK, 0x00]))
         if not off:                 # PowerControl off gets no USB answer at all (§3.7)
             self._answer(self.buf, now, self.timing.usb)

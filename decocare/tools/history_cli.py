@@ -1,22 +1,32 @@
 """Command lines over decocare.history/cgm: list_history.py, list_opcodes.py, list_dates.py and
-mm-decode-history-page.py are thin scripts calling the ``*_main`` functions here, so the
-checkout scripts and installed entry points behave the same.
+mm-decode-history-page.py (offline: saved pages, no pump).
 """
-import argparse
 import json
 import os
+import stat
 import sys
 
 from .. import cgm, history, records
-from ..cli import run
 from ..errors import EXIT_PARTIAL, BadInput, NotAPage, PartialPage
 from ..lib import hexdump
+from .options import Parser
+
+MAX_FILE = 1 << 16      # no page is longer; a bigger file is reported, not read whole
 
 
 def _read(path):
+    """A page file's bytes: only regular files (a FIFO would hang, /dev/zero never ends)."""
     try:
+        info = os.stat(path)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise BadInput("%s: not a regular file (a page is a saved .data file)" % path)
         with open(path, "rb") as fh:
-            return fh.read()
+            data = fh.read(MAX_FILE + 1)
+        if len(data) > MAX_FILE:
+            raise NotAPage("%s: %d bytes or more: not a history page" % (path, MAX_FILE + 1))
+        return data
     except FileNotFoundError:
         raise BadInput("%s: no such file" % path)
     except IsADirectoryError:
@@ -60,7 +70,7 @@ def _ordered(result, page_order):
 
 
 def list_history_main(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="list_history.py",
         description="Decode pump history pages (ReadHistoryData, 1024 bytes) or, with --glucose, "
                     "glucose pages. Records are listed newest first by timestamp.")
@@ -159,7 +169,7 @@ def _summary(args):
 
 
 def list_opcodes_main(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="list_opcodes.py",
         description="List the pump-history record types decocare knows (the one table in "
                     "decocare/records.py): opcode, name, length per model family, date position, "
@@ -172,7 +182,7 @@ def list_opcodes_main(argv=None):
 
 
 def list_dates_main(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="list_dates.py",
         description="Print every record's date of history pages, in page order: "
                     "offset, timestamp (or 'no date'), type.")
@@ -192,7 +202,7 @@ def list_dates_main(argv=None):
 
 
 def decode_page_main(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="mm-decode-history-page.py",
         description="Decode one history page to decocare-shaped JSON (newest first by timestamp).")
     _model_arg(parser)
@@ -208,9 +218,3 @@ def decode_page_main(argv=None):
     if not result.complete:
         print("%s: %s" % (args.page, _page_line(result)), file=sys.stderr)
     return 0
-
-
-def script(main):
-    """Entry for the thin scripts: typed errors become one stderr line and an exit code."""
-    run(main, prog=os.path.basename(sys.argv[0]))
-

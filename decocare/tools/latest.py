@@ -19,8 +19,9 @@ import datetime
 
 from .. import history
 from ..commands import supported
-from . import pumpcli
+from . import options, pumpcli
 
+MAX_MINUTES = 100 * 366 * 24 * 60    # older than any pump history; bounded so no date overflows
 STATE = (("clock", "ReadRTC"), ("settings", "ReadSettings"), ("status", "ReadPumpStatus"),
          ("battery", "ReadBatteryStatus"), ("reservoir", "ReadRemainingInsulin"),
          ("temp_basal", "ReadBasalTemp"))
@@ -78,13 +79,12 @@ def _state(pump):
 
 
 def main(argv=None):
-    p = pumpcli.parser("mm-latest.py", __doc__)
-    p.add_argument("minutes", nargs="?", type=int, default=30, help="how far back (default 30)")
+    p = options.parser("mm-latest.py", __doc__)
+    p.add_argument("minutes", nargs="?", default=30, help="how far back (default 30; at most 100 years)",
+                   type=lambda t: options.bounded_int(t, 0, MAX_MINUTES, "MINUTES"))
     p.add_argument("--since-id", metavar="ID", help="stop at this record (its \"id\" from an earlier run)")
-    args = pumpcli.parse(p, argv)
-    if args.minutes < 0:
-        p.error("MINUTES must be 0 or more")
-    with pumpcli.open_args(args) as pump:
+    args = options.parse(p, argv)
+    with options.open_args(args) as pump:
         out = _state(pump)
         out.update(model=str(pump.model), serial=args.serial)
         cutoff = datetime.datetime.fromisoformat(out["clock"]) - datetime.timedelta(minutes=args.minutes)
@@ -93,8 +93,3 @@ def main(argv=None):
                problems=[{"page": n, "problem": why} for n, why in problems])
     pumpcli.dump(out)
     return pumpcli.partial_exit("mm-latest.py", problems)
-
-
-def cli():
-    from ..cli import run
-    run(main, prog="mm-latest.py")

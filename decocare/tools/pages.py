@@ -6,7 +6,7 @@ CRC from --lenient reading of saved pages) is still printed; the tool then exits
 per such page on stderr, because records past the problem are missing.
 """
 from .. import history
-from . import pumpcli
+from . import options, pumpcli
 
 MM_PAGES = """mm-pages.py: history pages FIRST..LAST (default: page 0 only) as one JSON list of
 records, newest first in time order across the pages (decocare's record shape).
@@ -37,6 +37,12 @@ def _options(p):
                         "(ReadGlucoseHistory-page-N.data)")
 
 
+def _parse(p, argv):
+    args = options.parse(p, argv)
+    options.writable_dir(args.save, "--save")
+    return args
+
+
 def read_pages(pump, kind, numbers, save=None):
     """[(number, decoded page)] for page ``numbers``, saving the raw pages when asked."""
     read = pump.glucose_page if kind == "glucose" else pump.history_page
@@ -53,17 +59,17 @@ def _problems(pages):
 
 
 def pages_main(argv=None):
-    p = pumpcli.parser("mm-pages.py", MM_PAGES)
-    p.add_argument("first", nargs="?", type=int, default=0, help="first page (default 0, the newest)")
-    p.add_argument("last", nargs="?", type=int, help="last page (default: FIRST)")
+    p = options.parser("mm-pages.py", MM_PAGES)
+    p.add_argument("first", nargs="?", type=_page_arg, default=0, help="first page (default 0, the newest)")
+    p.add_argument("last", nargs="?", type=_page_arg, help="last page (default: FIRST)")
     p.add_argument("--by-page", action="store_true",
                    help="one JSON object per page (page, crc_ok, complete, problem, records)")
     _options(p)
-    args = pumpcli.parse(p, argv)
+    args = _parse(p, argv)
     last = args.first if args.last is None else args.last
-    if args.first < 0 or last < args.first:
+    if last < args.first:
         p.error("pages must satisfy 0 <= FIRST <= LAST")
-    with pumpcli.open_args(args) as pump:
+    with options.open_args(args) as pump:
         pages = read_pages(pump, "history", range(args.first, last + 1), args.save)
     if args.by_page:
         pumpcli.dump([pumpcli.page_json(number, result) for number, result in pages])
@@ -73,23 +79,22 @@ def pages_main(argv=None):
 
 
 def history_main(argv=None):
-    p = pumpcli.parser("mm-history.py", MM_HISTORY)
+    p = options.parser("mm-history.py", MM_HISTORY)
     _options(p)
-    args = pumpcli.parse(p, argv)
-    with pumpcli.open_args(args) as pump:
+    args = _parse(p, argv)
+    with options.open_args(args) as pump:
         pages = read_pages(pump, "history", range(pump.page_count()), args.save)
     pumpcli.dump(history.merge(result for _, result in pages))
     return pumpcli.partial_exit(p.prog, _problems(pages))
 
 
 def glucose_main(argv=None):
-    p = pumpcli.parser("mm-glucose.py", MM_GLUCOSE)
-    p.add_argument("--pages", type=int, metavar="N", help="only the N newest glucose pages (default: all)")
+    p = options.parser("mm-glucose.py", MM_GLUCOSE)
+    p.add_argument("--pages", type=lambda t: options.bounded_int(t, 1, 10 ** 6, "--pages"), metavar="N",
+                   help="only the N newest glucose pages (default: all)")
     _options(p)
-    args = pumpcli.parse(p, argv)
-    if args.pages is not None and args.pages < 1:
-        p.error("--pages must be 1 or more")
-    with pumpcli.open_args(args) as pump:
+    args = _parse(p, argv)
+    with options.open_args(args) as pump:
         cursor = pump.read("ReadCurGlucosePageNumber")
         count = cursor["glucose"] if args.pages is None else min(args.pages, cursor["glucose"])
         newest = cursor["page"]
@@ -98,18 +103,5 @@ def glucose_main(argv=None):
     return pumpcli.partial_exit(p.prog, _problems(pages))
 
 
-def _cli(main, prog):
-    from ..cli import run
-    run(main, prog=prog)
-
-
-def cli_pages():
-    _cli(pages_main, "mm-pages.py")
-
-
-def cli_history():
-    _cli(history_main, "mm-history.py")
-
-
-def cli_glucose():
-    _cli(glucose_main, "mm-glucose.py")
+def _page_arg(text):
+    return options.bounded_int(text, 0, 255, "page")

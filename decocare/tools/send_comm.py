@@ -12,9 +12,9 @@ read on a 508 and Bolus on later pumps); an opcode decocare does not know is ref
 since it could be a dosing command.
 """
 from .. import commands
-from ..errors import BadInput, CRCError, DecocareError, Refused, Unsupported
-from ..lib import page_crc_ok
-from . import pumpcli
+from ..errors import BadInput, DecocareError, Refused, Unsupported
+from ..pages import page_crc_ok
+from . import options, pumpcli
 
 
 def _opcode(text):
@@ -28,26 +28,23 @@ def _opcode(text):
 
 
 def _refuse_write(row):
-    if row.write:
-        why = "it changes insulin delivery" if row.doses else "it changes the pump"
+    if row.write or commands.is_write_opcode(row.opcode):
+        why = ("it changes insulin delivery" if row.doses else "it changes the pump" if row.write
+               else "0x%02X changes the pump on other models" % row.opcode)
         raise Refused("%s (0x%02X) is not sent by mm-send-comm.py: %s; use its own tool "
                       "(see README, 'The tools'); nothing was sent" % (row.name, row.opcode, why))
 
 
-def _page_check(data):
-    if not page_crc_ok(data):
-        raise CRCError("page of %d bytes fails its CRC16 check" % len(data))
-
-
 def main(argv=None):
-    p = pumpcli.parser("mm-send-comm.py", __doc__)
+    p = options.parser("mm-send-comm.py", __doc__)
     p.add_argument("command", metavar="COMMAND",
                    help="a command name (python -m decocare.commands --doc lists them) or an opcode (0x70, 112)")
-    p.add_argument("--page", type=int, metavar="N", help="page number, for the page reads (ReadHistoryData …)")
+    p.add_argument("--page", type=lambda t: options.bounded_int(t, 0, 0xFFFFFFFF, "--page"), metavar="N",
+                   help="page number, for the page reads (ReadHistoryData …)")
     p.add_argument("--params", metavar="HEX", help="raw parameter bytes, sent as given (instead of --page)")
     p.add_argument("--save", nargs="?", const="", metavar="FILE",
                    help="write the raw reply to FILE (default <Command>.data, pages <Command>-page-N.data)")
-    args = pumpcli.parse(p, argv)
+    args = options.parse(p, argv)
     opcode = _opcode(args.command)
     raw_params = None
     if args.params is not None:
@@ -62,7 +59,11 @@ def main(argv=None):
         for row in rows:
             _refuse_write(row)
     values = {"page": args.page} if args.page is not None else {}
-    with pumpcli.open_args(args) as pump:
+    if args.save:
+        options.writable_file(args.save)
+    elif args.save is not None:
+        options.writable_dir(".", "--save (the current folder)")
+    with options.open_args(args) as pump:
         model = pump.model
         if opcode is None:
             row = commands.resolve(args.command, model)
@@ -73,12 +74,8 @@ def main(argv=None):
                 raise Unsupported("%s; an unknown command could change delivery, so it is not sent"
                                   % exc) from None
         _refuse_write(row)
-        if raw_params is None:
-            params = commands.encode(row, model, values)
-            data = pump.raw(row.name, **values)
-        else:
-            params = raw_params
-            data = pump.session.execute(row, params, validate=_page_check if row.kind == "page" else None)
+        params = commands.encode(row, model, values) if raw_params is None else raw_params
+        data = pump.raw(row.name, params=params)
     try:
         decoded = commands.decode(row.name, data, model)
     except (DecocareError, ValueError, IndexError) as exc:   # odd replies are still shown raw
@@ -95,8 +92,3 @@ def main(argv=None):
         out["saved"] = path
     pumpcli.dump(out)
     return 0
-
-
-def cli():
-    from ..cli import run
-    run(main, prog="mm-send-comm.py")
