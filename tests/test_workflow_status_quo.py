@@ -2,12 +2,15 @@
 fresh clone has them), then ``. bin/common && SERIAL=208850 run_regress``.
 
 The only changes to the README's command keep it off the network: the virtual environment sees
-this interpreter's packages (--system-site-packages) and pip installs from them (--no-index).
+this interpreter's packages (--system-site-packages, and PYTHONPATH = this interpreter's
+site-packages, so it also works when the tests themselves run inside the README's .venv, whose
+packages a venv made from the base interpreter cannot see) and pip installs from them (--no-index).
 """
 import os
 import pathlib
 import re
 import shutil
+import site
 import subprocess
 import sys
 
@@ -39,6 +42,7 @@ def clean_env(**extra):
     env = {k: v for k, v in os.environ.items()
            if k not in ("DECOCARE_PORT", "DECOCARE_SERIAL", "SERIAL", "PORT", "DECOCARE_MODEL", "PYTHONPATH",
                         "VIRTUAL_ENV")}
+    env["PYTHONPATH"] = os.pathsep.join(site.getsitepackages())   # pyserial, dateutil: no network
     env.update(extra)
     return env
 
