@@ -78,7 +78,8 @@ def test_the_recorded_session_serves_the_client_through_replay_urls():
     with Link("replay://%s" % (GOLDEN / "client-523.transcript")) as link:
         stick = Stick(link, poll_interval=0.001, chunk_interval=0.001)
         pump = Pump(Session(stick, make_golden.SERIAL))
+        assert str(pump.model) == "523"
         count = pump.page_count()
-        assert str(pump.model) == "523" and count == len(pages("523"))
+        assert count == len(pages("523"))
         got = [pump.history_page(n) for n in range(count)]
     assert got == pages("523") and all(page_crc_ok(p) for p in got)
