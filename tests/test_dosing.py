@@ -1,8 +1,9 @@
 """The write flow (decocare.dosing) against a small scripted pump at the session level.
 
-``FakeSession`` answers reads with the byte layouts of spec protocol.md §5 and applies writes to
-its own state and history (encoded with decocare.history), so each test can say exactly what
-the pump did and what went over the wire.  The emulator tests (test_dosing_emulator.py) do the
+``FakeSession`` answers reads with the emulator's reply builders (decocare.emulator.replies, the
+one independent oracle of the reply layouts) from its own state, and applies writes to that
+state and its history (encoded with decocare.history), so each test can say exactly what the
+pump did and what went over the wire.  The emulator tests (test_dosing_emulator.py) do the
 same end to end through the stick.
 """
 import datetime
@@ -11,10 +12,18 @@ import json
 import pytest
 
 from decocare import commands, dosing, errors, history, session as session_mod
+from decocare.emulator import replies
+from decocare.emulator.pump import Pump as EmulatedPump
 from decocare.models import get_model
 from decocare.tools import writes
 
 T0 = datetime.datetime(2024, 5, 1, 12, 0, 0)
+
+
+def emulator_pump_settings():
+    """The emulated pump's default settings (the keys its ReadSettings builder reads)."""
+    from decocare.emulator.stick import Clock, Timing
+    return dict(EmulatedPump("522", "208850", Clock(), Timing("fast")).settings)
 
 
 class FakeSession:
@@ -40,36 +49,40 @@ class FakeSession:
         self.failing_reads = set()
         self.executed = []
 
-    # --- reads ----------------------------------------------------------------------------
+    # --- reads: built by the emulator's reply builders (one layout oracle, not a third copy) --
+    def _state(self):
+        """This fake's state in the shape decocare.emulator.replies reads from a pump."""
+        fake = self
+        kind, pct, rate, minutes = self.temp
+        settings = dict(emulator_pump_settings(), max_bolus=self.max_bolus, max_basal=self.max_basal,
+                        selected_pattern=self.pattern, temp_basal_type=self.temp_type)
+
+        class State:
+            model, suspended = fake.model, fake.suspended
+
+            def now(self):
+                return fake.clock
+
+            def bolusing(self):
+                return fake.bolusing
+
+            def temp_basal(self):
+                if not minutes:
+                    return None
+                return {"type": kind, "rate": rate, "percent": pct, "seconds_left": minutes * 60}
+        state = State()
+        state.settings = settings
+        return state
+
     def _read(self, row, params):
         name = row.variant_of or row.name
         if name in self.failing_reads:
             raise errors.NoResponse("the pump did not answer %s" % name)
-        if name == "ReadPumpModel":
-            data = bytes([3]) + self.model.number.encode()
-        elif name == "ReadSettings":
-            data = bytearray(25)
-            if self.model.larger:
-                data[6] = int(self.max_bolus * 10)
-                data[7:9] = int(self.max_basal * 40).to_bytes(2, "big")
-            else:
-                data[5] = int(self.max_bolus * 10)
-                data[6:8] = int(self.max_basal * 40).to_bytes(2, "big")
-            data[11], data[14] = self.pattern, self.temp_type
-        elif name == "ReadBasalTemp":
-            kind, pct, rate, minutes = self.temp
-            data = bytes([kind == "percent", pct]) + int(round(rate * 40)).to_bytes(2, "big") \
-                + minutes.to_bytes(2, "big")
-        elif name == "ReadPumpStatus":
-            data = bytes([self.status_code, self.bolusing, self.suspended])
-        elif name == "ReadRTC":
-            c = self.clock
-            data = bytes([c.hour, c.minute, c.second, c.year >> 8, c.year & 0xFF, c.month, c.day])
-        elif name == "ReadHistoryData":
+        if name == "ReadHistoryData":
             return history.build_pages(self.records, self.model)[params[0]]
-        else:
+        if name not in ("ReadPumpModel", "ReadSettings", "ReadBasalTemp", "ReadPumpStatus", "ReadRTC"):
             raise AssertionError("unexpected read %s" % name)
-        return bytes(data).ljust(row.reply_size, b"\0")
+        return replies.build(name, self._state()).ljust(row.reply_size, b"\0")
 
     # --- writes ---------------------------------------------------------------------------
     def _apply(self, row, params):
@@ -319,7 +332,9 @@ def test_bolus_ack_but_page0_unreadable_is_uncertain():
         return original(row, params)
     fake._read = read
     result = w.bolus(1.0)
-    assert result.outcome == "uncertain" and result.received
+    assert result.outcome == "uncertain" and result.received and result.exit_code == errors.EXIT_UNCERTAIN
+    assert fake.writes() == ["Bolus"] and fake.executed == ["Bolus"]        # sent exactly once
+    assert "CHECK THE PUMP" in " ".join(result.notes) and "could not be read" in result.reason
 
 
 # --- suspend, clock, keys, profile ------------------------------------------------------------
@@ -379,11 +394,25 @@ def test_dry_run_shows_the_exact_packet_and_sends_nothing():
     assert "would send TransmitPacket" in result.text()
 
 
-def test_json_is_serialisable_for_every_outcome():
-    for fate in ("ack", "nak", "lost", "dropped"):
-        fake = FakeSession("522", fate=fate)
-        json.dumps(writer(fake).bolus(1.0).as_json())
-        json.dumps(writer(FakeSession("522", fate=fate)).temp_basal(rate=0.5, duration=30).as_json())
+def test_json_of_every_outcome_says_what_happened():
+    """The --json object round-trips through JSON and tells the outcome (a lost answer whose
+    read-back proves the execution is delivered), whether it was sent and
+    ACKed (decocare's misspelled key too), and openaps' keys with a zoned timestamp."""
+    expect = {"ack": ("delivered", True), "nak": ("refused", False), "lost": ("delivered", False),
+              "dropped": ("uncertain", False)}
+    for fate, (outcome, received) in expect.items():
+        for result, values in ((writer(FakeSession("522", fate=fate)).bolus(1.0), {"units": 1.0}),
+                               (writer(FakeSession("522", fate=fate)).temp_basal(rate=0.5, duration=30),
+                                {"temp": "absolute", "rate": 0.5, "duration": 30})):
+            out = json.loads(json.dumps(result.as_json()))
+            assert out["outcome"] == outcome and out["sent"] is True, (fate, out)
+            assert out["received"] is received and out["recieved"] is received
+            shown = out.get("verification") if "rate" in values and out.get("verification") else values
+            assert {k: out[k] for k in values} == {k: shown[k] for k in values}   # openaps: read-back
+            assert {k: out["requested"][k] for k in values} == values
+            assert datetime.datetime.fromisoformat(out["timestamp"]).utcoffset() is not None
+            if fate == "nak":
+                assert out["code"] == 0x09 and out["code_meaning"].startswith("value out of range")
 
 
 # --- the time a clock is set to --------------------------------------------------------------

@@ -7,8 +7,11 @@ single-frame reply is buffered ~130 ms after the TransmitPacket, the first page 
 then one frame every ~145 ms.  The tests at the bottom check the fake against a capture.
 """
 import json
+from types import SimpleNamespace
 
 from decocare import frames, lib
+from decocare.emulator import replies
+from decocare.models import get_model
 
 
 class Clock:
@@ -45,8 +48,9 @@ class Pump:
         if opcode == 0x5D:
             self.asleep = False
             return ("ack",)
-        if opcode == 0x8D:
-            return ("data", (bytes([len(self.model)]) + self.model.encode() + bytes(64))[:64])
+        if opcode == 0x8D:      # the emulator's builder: the one oracle of the reply layouts
+            model = replies.model_number(SimpleNamespace(model=get_model(self.model)))
+            return ("data", (model + bytes(64))[:64])
         if opcode == 0x80:
             page = params[0] if params else 0
             return ("data", self.pages[page]) if page in self.pages else ("nak", 0x0D)
