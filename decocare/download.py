@@ -88,6 +88,9 @@ class Report:
 
     def missing_line(self):
         pages = sorted(self.failed, reverse=self.plan.kind == "ReadGlucoseHistory")
+        if not self.plan.bounded:
+            return "%d %s pages before the end of the history are missing: %s" % (
+                len(pages), _label(self.plan.kind), " ".join(map(str, pages)))
         return "%d of the %d %s pages the pump reported are missing: %s" % (
             len(pages), len(self.plan.pages), _label(self.plan.kind), " ".join(map(str, pages)))
 
@@ -137,16 +140,23 @@ def _round(pump, read, pages, out_dir, report, log, round_):
         try:
             data = read(page)
         except Refused as exc:
-            if not report.plan.bounded and exc.code in END_CODES and _confirm_end(read, page, report):
-                report.end = page
-                report.failed.pop(page, None)
-                print("page %d: the pump has no such page (NAK 0x%02x, %d times): end of history"
-                      % (page, exc.code, END_CONFIRM), file=log)
-                return [p for p in missing if p < page]
-            report.failed[page] = exc
-            missing.append(page)
-            print("page %d: NOT SAVED (the pump refused it, yet reported it): %s" % (page, exc), file=log)
-            continue
+            data = None
+            code = exc.code
+            if not report.plan.bounded and code in END_CODES:
+                data, exc = _confirm_end(read, page, report, exc)
+                if data is None and exc is None:
+                    report.end = page
+                    for later in [p for p in report.failed if p >= page]:
+                        del report.failed[later]
+                    print("page %d: the pump has no such page (NAK 0x%02x, %d times): end of history"
+                          % (page, code, END_CONFIRM), file=log)
+                    return [p for p in missing if p < page]
+            if data is None:
+                report.failed[page] = exc
+                missing.append(page)
+                print("page %d: NOT SAVED (the pump refused it%s): %s" % (
+                    page, ", yet reported it" if report.plan.bounded else "", exc), file=log)
+                continue
         except CommError as exc:
             report.failed[page] = exc
             missing.append(page)
@@ -174,21 +184,20 @@ def _round(pump, read, pages, out_dir, report, log, round_):
     return missing
 
 
-def _confirm_end(read, page, report):
+def _confirm_end(read, page, report, exc):
     """A NAK 0x0D/0x08 ends an unbounded history only when the pump repeats it (an injected or
-    transient NAK must not cut the history short)."""
+    transient NAK must not cut the history short).  Returns (page data, None) when the page came
+    after all, (None, error) when it failed otherwise, (None, None) for the end."""
     for _ in range(END_CONFIRM - 1):
         report.attempts[page] += 1
         try:
-            read(page)
-        except Refused as exc:
-            if exc.code in END_CODES:
-                continue
-            return False
-        except CommError:
-            return False
-        return False        # it answered after all: not the end (the next round reads it)
-    return True
+            return read(page), None
+        except Refused as again:
+            if again.code not in END_CODES:
+                return None, again
+        except CommError as again:
+            return None, again
+    return None, None
 
 
 def _wake(pump, log):

@@ -167,6 +167,27 @@ def test_a_transient_nak_is_healed_by_the_retry(tmp_path):
     assert not report.failed and sorted(report.saved) == list(range(36))
 
 
+def test_an_unbounded_history_ends_only_where_the_nak_repeats(tmp_path):
+    """An x12 tells no range: a one-off NAK at page 4 must not end it; page 10's repeated NAK does."""
+    class X12(Flaky):
+        model = known_model = commands.get_model("512")
+
+        def cur_page_number(self):
+            return None
+
+        def history_page(self, n):
+            if (n == 4 and self.asked.count(4) == 0) or n >= 10:
+                self.asked.append(n)
+                raise errors.Refused("no such page", code=0x0D)
+            return super().history_page(n)
+    pump = X12(lost=99)
+    report = download.download(pump, str(tmp_path))
+    assert sorted(report.saved) == list(range(10)) and not report.failed and report.end == 10
+    assert pump.asked.count(4) == 2 and pump.asked.count(10) == download.END_CONFIRM
+    assert 11 not in pump.asked                      # nothing asked past the end
+    assert manifest(tmp_path)["pages"][10]["outcome"] == "end of history"
+
+
 def test_pages_of_an_earlier_run_never_pass_for_this_runs(tmp_path, capsys):
     """An old page 3 the run cannot read again is set aside; an old page outside the range the
     pump reports now is left, and named in the manifest; the count is this run's pages."""
