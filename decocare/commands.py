@@ -496,7 +496,14 @@ class Pump:
     def model(self):
         """The pump's Model as the pump reported it in this session."""
         if self._model is None:
-            self._confirm(self.session.execute(by_name("ReadPumpModel"), b""))
+            try:
+                data = self.session.execute(by_name("ReadPumpModel"), b"")
+            except Refused as exc:
+                if exc.code != NAK_REFUSED:
+                    raise
+                raise BadInput("the pump refuses ReadPumpModel, as a 508 or 511 does: give its model "
+                               "with --model 508 (or 511); nothing else was sent") from None
+            self._confirm(data)
         return self._model
 
     @property

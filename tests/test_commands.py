@@ -477,6 +477,11 @@ def test_the_pumps_model_is_the_truth():
     # the 508/511 answer no ReadPumpModel: only there the claim is taken, and nothing is asked
     s = FakeSession({})
     assert Pump(s, model="508").model.number == "508" and s.calls == []
+    # a pump refusing ReadPumpModel without a claim: one line asking for --model, nothing more
+    s = FakeSession({}, nak={0x8D})
+    with pytest.raises(errors.BadInput, match="--model 508"):
+        Pump(s).read("ReadRTC")
+    assert names(s) == ["ReadPumpModel"]
 
 
 def test_pages_need_no_model_read_but_never_lose_the_range():
