@@ -13,6 +13,7 @@
 # (README "Exit codes"); 2 bad arguments.
 # Environment: EMULATOR_MODEL (default 523), EMULATOR_TIMING (fast|real, default fast).
 set -u
+CALLER_DIR=$PWD            # a relative PORT is the caller's, resolved before the cd below
 cd "$(dirname "$0")" || exit 1
 . bin/common
 
@@ -21,7 +22,11 @@ usage () { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
 EMULATED=""
 case $# in
   0) EMULATED=1; SERIAL=208850; PORT=carelink.ttyUSB0 ;;
-  2) PORT=$1; SERIAL=$2 ;;
+  2) PORT=$1; SERIAL=$2
+     case "$PORT" in
+       /*|*://*|"") ;;                   # absolute, or a URL (socket://, replay://...)
+       *) PORT=$CALLER_DIR/$PORT ;;      # e.g. ./carelink.ttyUSB0 of the caller's folder
+     esac ;;
   1) case "$1" in -h|--help) usage; exit 0 ;; esac
      echo "status-quo.sh: give both PORT and SERIAL, or nothing for the emulated pump" >&2; exit 2 ;;
   *) echo "status-quo.sh: too many arguments (PORT SERIAL, or nothing)" >&2; exit 2 ;;
@@ -45,7 +50,10 @@ start_emulator () {
     return 1
   fi
   rm -f "$PORT"     # a dangling link left by a killed run
-  decocare_python -m decocare.emulator --model "$MODEL" --serial "$SERIAL" --link "$PORT" \
+  # python itself in the background (not the decocare_python function, whose subshell would
+  # be what $! names: killing it would leave the emulator running)
+  PYTHONPATH="$DECOCARE_ROOT${PYTHONPATH:+:$PYTHONPATH}" "${PYTHON:-python3}" -m decocare.emulator \
+    --model "$MODEL" --serial "$SERIAL" --link "$PORT" \
     --timing "${EMULATOR_TIMING:-fast}" > "$out" 2>&1 &
   EMULATOR_PID=$!
   for i in $(seq 100); do

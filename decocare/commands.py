@@ -597,7 +597,10 @@ class Pump:
         try:
             return dec.cur_page_number(self.session.execute(row, b""), None)
         except Refused as exc:
-            if exc.code == NAK_REFUSED:
+            # NAK 0x08 means "no such command" only while the model is unknown: a pump whose
+            # reported model has 0x9D refused it (an x12 never gets here), and taking that for
+            # "no range" would let a NAKed page end the history early (issue 10's soak)
+            if exc.code == NAK_REFUSED and self._model is None:
                 return None
             raise
 

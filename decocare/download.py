@@ -23,13 +23,14 @@ from collections import namedtuple
 
 from . import __version__
 from .errors import (EXIT_OK, NAK_NO_PAGE, NAK_REFUSED, CommError, DecocareError, NoResponse,
-                     Refused)
+                     PortError, Refused, StickSilent)
 from .models import MAX_HISTORY_PAGES
 from .pages import page_crc_ok, page_file
 
 END_CODES = (NAK_NO_PAGE, NAK_REFUSED)      # how a pump says a page does not exist (spec §5.1)
 RETRY_ROUNDS = 2              # extra rounds over the pages still missing, after the others
 END_CONFIRM = 3               # an unbounded history ends at a page NAKed this many times in a row
+FATAL = (StickSilent, PortError)   # no page can come any more: the download stops at once
 GIVE_UP_AFTER = 3             # pages lost in a row: wake the pump (once per round), else stop
 
 # pages: the page numbers to read, newest first; bounded: the pump told the range (every page in
@@ -75,6 +76,7 @@ class Report:
         self.saved, self.failed, self.attempts = [], {}, {}
         self.end, self.stale = None, []
         self.hashes = {}
+        self.fatal = None       # the stick froze or went away: the download stopped there
 
     @property
     def complete(self):
@@ -84,6 +86,8 @@ class Report:
     def exit_code(self):
         if not self.failed:
             return EXIT_OK
+        if self.fatal is not None:
+            return self.fatal.exit_code
         return next(iter(self.failed.values())).exit_code
 
     def missing_line(self):
@@ -114,18 +118,29 @@ def download(pump, out_dir, glucose=False, log=None, serial=None):
         kind, n, "s" * (n != 1), "" if the_plan.bounded else " at most (it tells no range)", out_dir),
         file=log)
     pending = list(the_plan.pages)
-    for round_ in range(1 + RETRY_ROUNDS):
-        if round_:
-            print("retrying %d missing page%s: %s" % (len(pending), "s" * (len(pending) != 1),
-                                                   " ".join(map(str, pending))), file=log)
-        pending = _round(pump, read, pending, out_dir, report, log, round_)
-        if not pending:
-            break
+    try:
+        for round_ in range(1 + RETRY_ROUNDS):
+            if round_:
+                print("retrying %d missing page%s: %s" % (len(pending), "s" * (len(pending) != 1),
+                                                       " ".join(map(str, pending))), file=log)
+            pending = _round(pump, read, pending, out_dir, report, log, round_)
+            if not pending:
+                break
+    except FATAL as exc:
+        # a frozen or vanished stick answers no page: stop now (bounded), name what is missing
+        report.fatal = exc
+        pending = [p for p in the_plan.pages
+                   if p not in report.hashes and (report.end is None or p < report.end)]
+        for page in pending:
+            report.failed.setdefault(page, exc)
+        print("the download stopped: %s" % exc, file=log)
     for page in pending:
         report.failed.setdefault(page, NoResponse("not read"))
     for page in report.failed:
         _keep_previous(out_dir, kind, page, report)
     write_manifest(out_dir, report, pump, serial, started)
+    if report.fatal is not None:
+        raise type(report.fatal)("%s; %s" % (report.fatal, report.missing_line()))
     return report
 
 
@@ -139,6 +154,8 @@ def _round(pump, read, pages, out_dir, report, log, round_):
         report.attempts[page] = report.attempts.get(page, 0) + 1
         try:
             data = read(page)
+        except FATAL:
+            raise
         except Refused as exc:
             data = None
             code = exc.code
@@ -192,6 +209,8 @@ def _confirm_end(read, page, report, exc):
         report.attempts[page] += 1
         try:
             return read(page), None
+        except FATAL:
+            raise
         except Refused as again:
             if again.code not in END_CODES:
                 return None, again
@@ -208,6 +227,8 @@ def _wake(pump, log):
     print("several pages lost in a row: checking the pump is listening", file=log)
     try:
         wake()
+    except FATAL:
+        raise
     except DecocareError as exc:
         print("the pump does not answer: %s" % exc, file=log)
         return False

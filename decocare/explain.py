@@ -11,6 +11,7 @@ no run-to-run noise except real data and times, so ``git diff logs/`` shows what
 import datetime
 import os
 import re
+import stat
 
 from . import errors
 from .pages import page_crc_ok, parse_page_file
@@ -23,10 +24,24 @@ PAGE_KINDS = (("history pages", "ReadHistoryData"), ("glucose pages", "ReadGluco
 _NOISE = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL):|^[0-9a-f]{4}   0x")
 
 
-def _text(logs, name):
+MAX_LOG = 64 << 20      # a log bigger than this is read in part (explain reads, never hangs)
+
+
+def _regular(path):
+    """True for a regular file: a FIFO in logs/ would block the read, /dev/zero never end."""
     try:
-        with open(os.path.join(logs, name + ".log"), encoding="utf-8", errors="replace") as fh:
-            return fh.read()
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _text(logs, name):
+    path = os.path.join(logs, name + ".log")
+    if not _regular(path):
+        return ""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read(MAX_LOG)
     except OSError:
         return ""
 
@@ -78,9 +93,13 @@ def _pages(logs, prefix):
     pages = {}
     for name in os.listdir(logs):
         found = parse_page_file(name)
-        if found and found[0] == prefix:
-            with open(os.path.join(logs, name), "rb") as fh:
-                pages[found[1]] = page_crc_ok(fh.read())
+        path = os.path.join(logs, name)
+        if found and found[0] == prefix and _regular(path):
+            try:
+                with open(path, "rb") as fh:
+                    pages[found[1]] = page_crc_ok(fh.read(1 << 16))
+            except OSError:
+                pages[found[1]] = False
     return pages
 
 
@@ -171,7 +190,8 @@ def _first(section):
 
 # what a failing tool's own error line looks like: the one line a typed error becomes
 # (``python -m decocare.X: ...``, ``mm-...: ...``), or the download's missing-pages line
-_FAILURE = re.compile(r"^(python -m decocare\.\w+|mm-[\w-]+\.py|decocare-\w+): |pages the pump reported are missing")
+_FAILURE = re.compile(r"^(python -m decocare\.\w+|mm-[\w-]+\.py|decocare-\w+): "
+                      r"|pages the pump reported are missing|pages before the end of the history are missing")
 
 
 def _error_line(logs, name):

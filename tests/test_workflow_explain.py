@@ -138,3 +138,53 @@ def test_model_only_and_cli_errors(tmp_path, capsys):
         explain_cli.main([str(tmp_path / "nowhere")])
     with pytest.raises(SystemExit):
         explain_cli.main([str(logs), "--result", "bogus=1"])
+
+
+HISTORY_FAILED = """INFO:decocare.link:usb.write.len: 16
+ReadHistoryData: the pump reports 36 pages; reading them into logs
+page 0: ok, 1024 bytes, CRC16 valid, 2.4 s (1/36) -> logs/ReadHistoryData-page-0.data
+WARNING:decocare.session:ReadHistoryData attempt 1/3: ReadRadio: data CRC8 mismatch (64 data bytes)
+page 9: NOT SAVED (the pump refused it, yet reported it): the pump refused ReadHistoryData (NAK code 0x08)
+retrying 1 missing page: 9
+page 9: NOT SAVED (the pump refused it, yet reported it): the pump refused ReadHistoryData (NAK code 0x08)
+1 of the 36 history pages the pump reported are missing: 9; they were not saved (see ReadHistoryData.manifest.json)
+INFO:decocare.link:usb.write.len: 3
+ReadGlucoseHistory: the pump reports 1 page; reading them into logs
+page 249: ok, 1024 bytes, CRC16 valid, 2.4 s (1/1) -> logs/ReadGlucoseHistory-page-249.data
+1 page saved in logs: every page the pump reported
+"""
+GLUCOSE_FAILED = """ReadHistoryData: the pump reports 2 pages; reading them into logs
+page 0: ok, 1024 bytes, CRC16 valid, 2.4 s (1/2) -> logs/ReadHistoryData-page-0.data
+page 1: ok, 1024 bytes, CRC16 valid, 2.4 s (2/2) -> logs/ReadHistoryData-page-1.data
+2 pages saved in logs: every page the pump reported
+INFO:decocare.link:usb.write.len: 3
+python -m decocare.download: the pump refused ReadCurGlucosePageNumber (NAK code 0x08: command refused)
+"""
+UNBOUNDED_FAILED = """ReadHistoryData: the pump reports 32 pages at most (it tells no range); reading them into logs
+page 3: NOT SAVED (could not be read intact): ReadHistoryData failed after 3 attempts: no reply
+2 history pages before the end of the history are missing: 3 4; they were not saved (see ReadHistoryData.manifest.json)
+run_download: pump model unknown (no logs/session.log; set DECOCARE_MODEL): glucose pages skipped
+"""
+FROZE = """ReadHistoryData: the pump reports 36 pages; reading them into logs
+page 0: ok, 1024 bytes, CRC16 valid, 2.4 s (1/36) -> logs/ReadHistoryData-page-0.data
+the download stopped: the stick stopped answering on USB (ReadStatus: no answer): unplug it and plug it back in
+python -m decocare.download: the stick stopped answering on USB (ReadStatus: no answer): unplug it and plug it back in; 35 of the 36 history pages the pump reported are missing: 1 2 3
+python -m decocare.download: ReadPumpModel failed after 3 attempts: the stick did not answer
+"""
+
+
+@pytest.mark.parametrize("log, code, named", [
+    (HISTORY_FAILED, 5, "1 of the 36 history pages the pump reported are missing: 9"),
+    (GLUCOSE_FAILED, 6, "python -m decocare.download: the pump refused ReadCurGlucosePageNumber"),
+    (UNBOUNDED_FAILED, 5, "2 history pages before the end of the history are missing: 3 4"),
+    (FROZE, 5, "python -m decocare.download: the stick stopped answering on USB"),
+])
+def test_a_failed_download_is_named_by_its_own_error(tmp_path, log, code, named):
+    """run_download runs the download twice (history, then glucose pages): explain.log names the
+    failure that happened -- not the glucose run's success line after a failed history, nor a
+    later line after the first failure."""
+    logs = write_run(tmp_path / "logs")
+    (logs / "download.log").write_text(log)
+    text = explain.explain(str(logs), "/dev/ttyUSB0", "208850", dict(ALL_OK, download=code))
+    error = [line for line in text.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and error[0].startswith("error:         download exit %d: %s" % (code, named)), error

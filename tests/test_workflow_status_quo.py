@@ -154,3 +154,32 @@ def test_a_live_emulator_link_is_not_taken_over(clone, demo):
         (clone / "carelink.ttyUSB0").unlink()
     assert res.returncode == 1 and "in use" in res.stderr + res.stdout
     assert explain.read_text() == before                  # the previous run's logs are kept
+
+
+def test_a_relative_port_is_the_callers(clone, demo, tmp_path):
+    """status-quo.sh cd's to its own folder first: a relative PORT is resolved against the folder
+    it was called from, not against the script's."""
+    res = subprocess.run(["bash", str(clone / "status-quo.sh"), "ttyUSB9", "208850"], cwd=str(tmp_path),
+                         env=clean_env(PATH=str(clone / ".venv" / "bin") + os.pathsep + os.environ["PATH"]),
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 4, res.stdout[-2000:]
+    explain = (clone / "logs" / "explain.log").read_text()
+    assert "port:          %s" % (tmp_path / "ttyUSB9") in explain
+    assert "cannot use port %s: no such port" % (tmp_path / "ttyUSB9") in explain
+
+
+def test_the_emulated_run_leaves_no_emulator_running(clone, demo):
+    """stop_emulator kills the emulator process itself (not a subshell around it)."""
+    res = sh("PATH=.venv/bin:$PATH ./status-quo.sh", clone)
+    assert res.returncode == 0, res.stderr
+    left = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                cmd = (pathlib.Path("/proc") / pid / "cmdline").read_bytes().split(b"\0")
+                cwd = os.readlink("/proc/%s/cwd" % pid)
+            except OSError:
+                continue
+            if b"decocare.emulator" in cmd and cwd == str(clone):
+                left.append(pid)
+    assert not left, "emulator processes still running: %s" % left

@@ -4,6 +4,7 @@ serves until SIGTERM or SIGINT, then removes its symlink.  Bad arguments are ref
 anything is served; if serving ever fails, the process ends with that error."""
 import os
 import signal
+import stat
 import sys
 import threading
 
@@ -11,6 +12,7 @@ from .. import errors
 from ..emulator import Emulator
 from ..emulator.faults import help_text
 from ..models import KNOWN
+from ..pages import ISIG, ISIG_SIZE, PAGE_SIZE, parse_page_file
 from . import options
 
 
@@ -47,15 +49,16 @@ def main(argv=None):
     if args.asleep:
         faults = ",".join(filter(None, [faults, "asleep"]))
     if args.ledger:
-        try:
-            with open(args.ledger, "a"):
-                pass
-        except OSError as exc:
-            raise errors.BadInput("--ledger %s: cannot write it (%s)" % (args.ledger, exc.strerror or exc))
+        _check_ledger(args.ledger)
     if args.link and not os.path.isdir(os.path.dirname(os.path.abspath(args.link))):
         raise errors.BadInput("--link %s: its folder does not exist" % args.link)
-    emu = Emulator(model=args.model, serial=args.serial, pages=args.pages, timing=args.timing,
-                   faults=faults, ledger=args.ledger, seed=args.seed, cur_page=args.cur_page)
+    if args.pages:
+        _check_pages(args.pages)
+    try:
+        emu = Emulator(model=args.model, serial=args.serial, pages=args.pages, timing=args.timing,
+                       faults=faults, ledger=args.ledger, seed=args.seed, cur_page=args.cur_page)
+    except OSError as exc:
+        raise errors.BadInput("cannot start the emulator: %s" % (exc.strerror or exc))
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -74,3 +77,33 @@ def main(argv=None):
     finally:
         emu.close()
     return 0
+
+
+def _check_ledger(path):
+    """--ledger: a regular file (new or to append to); a FIFO would block, /dev/zero swallow it."""
+    if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
+        raise errors.BadInput("--ledger %s: not a regular file" % path)
+    try:
+        with open(path, "a"):
+            pass
+    except OSError as exc:
+        raise errors.BadInput("--ledger %s: cannot write it (%s)" % (path, exc.strerror or exc))
+
+
+def _check_pages(folder):
+    """--pages: every page file in it a regular file of a page's size (a FIFO would block the
+    loading, a folder or a short file cannot be served)."""
+    if not os.path.isdir(folder):
+        raise errors.BadInput("--pages %s: no such folder" % folder)
+    for name in sorted(os.listdir(folder)):
+        page = parse_page_file(name)
+        if not page:
+            continue
+        path = os.path.join(folder, name)
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise errors.BadInput("--pages %s: %s is not a regular file" % (folder, name))
+        size = ISIG_SIZE if page[0] == ISIG else PAGE_SIZE
+        if info.st_size != size:
+            raise errors.BadInput("--pages %s: %s has %d bytes, a page has %d"
+                                  % (folder, name, info.st_size, size))

@@ -7,7 +7,7 @@ import stat
 import sys
 
 from .. import cgm, history, records
-from ..errors import EXIT_PARTIAL, BadInput, NotAPage, PartialPage
+from ..errors import EXIT_PARTIAL, EXIT_USAGE, BadInput, NotAPage, PartialPage
 from ..lib import hexdump
 from .options import Parser
 
@@ -146,7 +146,10 @@ def _page_line(result):
 
 
 def _summary(args):
+    """Per page one stdout line and the coverage line; a file that is no page also gets one
+    stderr line and exit 2, an incomplete page (without --lenient) one stderr line and exit 3."""
     totals = [0, 0, 0, 0, 0]     # records, unknown, unaccounted, complete, pages
+    not_pages = 0
     for path in args.pages:
         totals[4] += 1
         data = _read(path)
@@ -157,14 +160,21 @@ def _summary(args):
                 result = history.decode_page(data, args.model, lenient=True)
         except NotAPage as exc:
             print("%s: not a page: %s" % (path, exc))
+            print("list_history.py: %s: not a page: %s" % (path, exc), file=sys.stderr)
+            not_pages += 1
             totals[2] += len(data)
             continue
         print("%s: %s" % (path, _page_line(result)))
+        if not result.complete and not args.lenient:
+            print("list_history.py: %s: decoded only in part: %s" % (path, result.problem()),
+                  file=sys.stderr)
         totals[0] += len(result.entries)
         totals[1] += len(result.unknown)
         totals[2] += result.unaccounted
         totals[3] += bool(result.complete)
     print("coverage: %d records, %d unknown, %d unaccounted bytes, %d/%d pages complete" % tuple(totals))
+    if not_pages:
+        return EXIT_USAGE
     return 0 if args.lenient or totals[3] == totals[4] else EXIT_PARTIAL
 
 

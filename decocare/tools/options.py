@@ -9,7 +9,9 @@ Tools that historically took ``PORT SERIAL`` as positionals (``python -m decocar
 import argparse
 import logging
 import os
+import stat
 import sys
+import tempfile
 
 from .. import errors
 from ..lib import serial_bytes
@@ -61,13 +63,22 @@ def parse(p, argv, serial=True):
     stderr (retries and every USB operation are shown with -v)."""
     args = p.parse_args(argv)
     setup_logging(args.verbose)
-    if getattr(args, "port_arg", None):
-        args.port = args.port_arg
-    if getattr(args, "serial_arg", None):
-        args.serial = args.serial_arg
+    for given, option in (("port_arg", "port"), ("serial_arg", "serial")):
+        value = getattr(args, given, None)
+        if value:
+            if getattr(args, option) and getattr(args, option) != value and option in _explicit(argv):
+                p.error("%s given twice: %s and --%s %s" % (option.upper(), value, option,
+                                                            getattr(args, option)))
+            setattr(args, option, value)
     if serial and hasattr(args, "serial") and not args.serial:
         p.error("the pump serial is required: --serial SERIAL (the six digits on the back of the pump)")
     return args
+
+
+def _explicit(argv):
+    """The long options given on the command line (not defaults from the environment)."""
+    argv = sys.argv[1:] if argv is None else argv
+    return {a[2:].split("=", 1)[0] for a in argv if a.startswith("--")}
 
 
 def setup_logging(verbose):
@@ -121,9 +132,9 @@ def writable_dir(path, what="--out"):
         return path
     try:
         os.makedirs(path, exist_ok=True)
-        probe = os.path.join(path, ".decocare-write-test")
-        with open(probe, "w"):
-            pass
+        # a probe of its own: two tools checking one folder at once must not trip on each other
+        fd, probe = tempfile.mkstemp(prefix=".decocare-write-test-", dir=path)
+        os.close(fd)
         os.unlink(probe)
     except OSError as exc:
         raise errors.BadInput("%s %s: cannot write there (%s); nothing was sent to the pump"
@@ -137,6 +148,9 @@ def writable_file(path, what="--save"):
     folder = os.path.dirname(os.path.abspath(path)) or "."
     if os.path.isdir(path):
         raise errors.BadInput("%s %s is a folder, not a file; nothing was sent to the pump" % (what, path))
+    if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
+        # a FIFO would block the write, /dev/zero would swallow it
+        raise errors.BadInput("%s %s is not a regular file; nothing was sent to the pump" % (what, path))
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
         raise errors.BadInput("%s %s: cannot write in %s; nothing was sent to the pump" % (what, path, folder))
     if os.path.exists(path) and not os.access(path, os.W_OK):

@@ -7,6 +7,7 @@ import json
 import sys
 from collections import Counter
 
+from .. import errors
 from ..replay import check_file
 from . import options
 
@@ -40,5 +41,8 @@ def main(argv=None):
     p.add_argument("-v", "--verbose", action="count", default=0)
     args = p.parse_args(argv)
     options.setup_logging(args.verbose)
-    report(check_file(args.check, model=args.model), sys.stdout)
+    check = check_file(args.check, model=args.model)
+    if not check.ops:
+        raise errors.BadInput("%s holds no USB operation: not a transcript" % args.check)
+    report(check, sys.stdout)
     return 0

@@ -11,11 +11,12 @@ import datetime
 import json
 import math
 import os
+import signal
 import stat
 import sys
 
 from .. import errors
-from ..dosing import CLOCK_TOLERANCE, REFUSED, UNCERTAIN, UNCERTAIN_BOLUS_ADVICE, Result, Writer
+from ..dosing import CLOCK_TOLERANCE, REFUSED, UNCERTAIN, Result, Writer
 from ..vocabulary import KEYS, PATTERN_NAMES
 from . import options
 
@@ -54,30 +55,100 @@ def _print(args, prog, result):
     print(json.dumps(result.as_json(), indent=2, default=str) if args.json else result.text())
     if result.outcome == UNCERTAIN:
         print("%s: UNCERTAIN: %s" % (prog, result.reason), file=sys.stderr)
+    elif result.outcome == REFUSED:     # stdout may go to a file: the reason shows on stderr too
+        print("%s: refused: %s" % (prog, result.reason), file=sys.stderr)
     return result.exit_code
+
+
+INTERRUPTED_ADVICE = ("CHECK THE PUMP (its history and what it is delivering) before doing anything "
+                      "else; do NOT repeat it")
+
+
+class _Interrupts:
+    """Ctrl-C and SIGTERM during a write: the first one interrupts (KeyboardInterrupt), any later
+    one is ignored -- once the outcome is being reported it must be reported whole, never cut
+    short into a plain "interrupted" (exit 130 means nothing was sent)."""
+
+    def __init__(self):
+        self.held = False
+        self.saved = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.saved[sig] = signal.signal(sig, self._handle)
+            except (ValueError, OSError):     # not the main thread (tests): keep what is there
+                pass
+
+    def _handle(self, signum, frame):
+        if self.held:
+            return
+        self.held = True
+        raise KeyboardInterrupt("SIGTERM" if signum == signal.SIGTERM else "SIGINT")
+
+    @property
+    def command_line(self):
+        """Run by registry.run (a command line that exits right after the outcome)."""
+        from .registry import _terminate
+        return self.saved.get(signal.SIGTERM) is _terminate
+
+    def hold(self):
+        """From here on no interrupt: the outcome is printed.  A command line ignores the signals
+        outright (SIG_IGN also holds while Python shuts down, when a Python handler would be
+        reset and a late Ctrl-C would kill the process before its output is flushed)."""
+        self.held = True
+        if self.command_line:
+            for sig in self.saved:
+                signal.signal(sig, signal.SIG_IGN)
+
+    def restore(self):
+        """The handlers as they were (in-process callers); a command line keeps ignoring them
+        until it exits: an interrupt in that last moment must not turn the outcome into
+        "interrupted" or cut its output."""
+        if self.command_line:
+            return
+        for sig, handler in self.saved.items():
+            signal.signal(sig, handler)
 
 
 def _write(args, prog, act, **writer_options):
     """Open the pump, run ``act(writer) -> Result``, print it.  A failure before anything was
     sent is ``refused`` (with --json) and never hidden; an interrupt or failure after a write
     may have left is ``uncertain``."""
-    writer = result = None
+    state = {"writer": None, "result": None}
+    interrupts = _Interrupts()
+    try:
+        return _write_flow(args, prog, act, state, interrupts, writer_options)
+    except KeyboardInterrupt:
+        return _interrupted(args, prog, state, interrupts)
+    finally:
+        interrupts.restore()
+
+
+def _interrupted(args, prog, state, interrupts):
+    """The report of an interrupt: the known outcome, else uncertain once the packet may have
+    left, else not sent (130)."""
+    interrupts.hold()
+    result, writer = state["result"], state["writer"]
+    if result is not None:                  # the outcome was known before the interrupt
+        return _print(args, prog, result)
+    if writer is not None and writer.transmitted:
+        result = Result(prog, {}).finish(
+            UNCERTAIN, "interrupted after the command was sent: it may have been executed; "
+            "%s" % INTERRUPTED_ADVICE)
+        result.sent = True
+        return _print(args, prog, result)
+    print("%s: interrupted before anything was sent: not sent" % prog, file=sys.stderr)
+    return errors.EXIT_INTERRUPTED
+
+
+def _write_flow(args, prog, act, state, interrupts, writer_options):
     try:
         with options.open_args(args) as pump:
-            writer = Writer(pump, dry_run=getattr(args, "dry_run", False), **writer_options)
-            result = act(writer)
-    except KeyboardInterrupt:
-        if result is not None:                  # the outcome was known before the interrupt
-            return _print(args, prog, result)
-        if writer is not None and writer.transmitted:
-            result = Result(prog, {}).finish(
-                UNCERTAIN, "interrupted after the command was sent: it may have been executed; "
-                "%s" % UNCERTAIN_BOLUS_ADVICE.replace("this bolus", "it"))
-            result.sent = True
-            return _print(args, prog, result)
-        print("%s: interrupted before anything was sent: not sent" % prog, file=sys.stderr)
-        return errors.EXIT_INTERRUPTED
+            state["writer"] = writer = Writer(pump, dry_run=getattr(args, "dry_run", False),
+                                              **writer_options)
+            state["result"] = act(writer)
     except errors.DecocareError as exc:
+        interrupts.hold()
+        writer = state["writer"]
         if writer is not None and writer.transmitted:
             result = Result(prog, {}).finish(
                 UNCERTAIN, "the write was sent once, then: %s; check the pump before doing "
@@ -88,7 +159,9 @@ def _write(args, prog, act, **writer_options):
             raise
         result = Result(prog, {}).finish(REFUSED, "nothing sent: %s" % exc)
         result.link_failure = exc.exit_code
-    return _print(args, prog, result)
+        return _print(args, prog, result)
+    interrupts.hold()
+    return _print(args, prog, state["result"])
 
 
 def _query(args, read):
@@ -161,12 +234,12 @@ def temp_basals_main(argv=None):
 def read_suggestion(path):
     """(rate, duration, reason) of an oref0 suggestion, or None when it asks for no temp basal
     (oref0 then leaves out rate and duration).  BadInput for anything that is not one."""
+    if path != "-" and os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
+        raise errors.BadInput("--from %s: not a regular file (a FIFO or a device is not read)" % path)
     try:
         if path == "-":
-            text = sys.stdin.read()
+            text = sys.stdin.read(1 << 20)
         else:
-            if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
-                raise errors.BadInput("--from %s: not a regular file" % path)
             with open(path) as fh:
                 text = fh.read(1 << 20)
         suggestion = json.loads(text)
