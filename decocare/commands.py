@@ -613,8 +613,11 @@ class Pump:
         return min(value, MAX_HISTORY_PAGES - 1) + 1
 
     def ensure_awake(self, minutes=10):
-        """Probe with ReadPumpModel (its answer is the model, checked against a claim); the session
-        sends PowerControl only when the pump does not answer.  508/511: ReadRTC probes."""
+        """The model read doubles as the wake probe: ReadPumpModel (its answer is the model of this
+        session, checked against a claim: ``ModelMismatch``); the session sends PowerControl
+        [01, minutes] only when the pump does not answer, or first when its radio window is
+        known to have lapsed, and from then on renews the window before a command that would
+        outlast it (``Session.wake``).  508/511: ReadRTC probes."""
         power_on = by_name("PowerControl")
         power_params = p_power_control(None, minutes)
         probe = by_name("ReadPumpModel")

@@ -6,22 +6,29 @@ import contextlib
 from .commands import Pump
 from .link import Link
 from .scan import find_port
-from .session import Session
+from .session import RadioWindow, Session
 from .stick import Stick
 
 
 @contextlib.contextmanager
 def open_pump(port, serial, model=None, minutes=10, wake=True, stick_options=None,
-              session_options=None):
+              session_options=None, window=True):
     """Yield a ``commands.Pump`` on ``port`` (default: the stick ``scan.find_port`` finds) for the
-    pump ``serial``.  Unless ``wake`` is False, a ReadPumpModel probe runs first and its answer
-    is the model (a ``model`` given that disagrees is an error); PowerControl (~17 s) is sent
-    only when the probe gets no answer.  ``stick_options``/``session_options`` tune timing
-    (tests match the emulator's fast timing with them)."""
+    pump ``serial``.  Unless ``wake`` is False, the model read (ReadPumpModel, which every tool
+    needs) runs first and doubles as the wake probe: its answer is the model (a ``model`` given
+    that disagrees is an error); PowerControl (~17 s) is sent only when it gets no answer, or
+    at once when the pump's radio window is known to have lapsed.  ``window``: remember the
+    radio window across runs (``session.RadioWindow``; a RadioWindow, True for the default
+    file, False for none).  ``stick_options``/``session_options`` tune timing (tests match the
+    emulator's fast timing with them)."""
+    if window is True:
+        window = RadioWindow(serial)
     with Link(port or find_port()) as link:
         stick = Stick(link, **(stick_options or {}))
         stick.open()
-        pump = Pump(Session(stick, serial, **(session_options or {})), model=model)
+        options = dict(session_options or {})
+        options.setdefault("window", window or None)
+        pump = Pump(Session(stick, serial, **options), model=model)
         if wake:
             pump.ensure_awake(minutes)
         yield pump

@@ -5,31 +5,150 @@ worth another try) and then fail with a typed error -- never ``None``, never an 
 Writes are sent exactly once: one TransmitPacket, no retry at any layer.  If anything after
 that write is unclear (kind 5, silence, desync, CRC) the outcome is ``Uncertain``: the pump may
 have acted, so the only safe next step is a read that checks (spec protocol.md §7.3).
-``writes_sent`` counts the writes whose TransmitPacket went out: after an interrupt, a caller
-tells "not sent" from "uncertain" by it.
+``writes_sent`` counts the writes whose TransmitPacket went out (a PowerControl, which only
+powers the pump's radio, is not one of them): after an interrupt, a caller tells "not sent"
+from "uncertain" by it.
+
+The pump's radio window (``RadioWindow``): when a PowerControl switched the radio on and until
+when it stays on is kept across tool runs in a small JSON file, so a session wakes at once
+when the window is known to have lapsed, and renews it before a command that would outlast it
+(the rule and its numbers: docs/protocol-client.md, "The radio window").
 """
 import logging
+import os
+import time
 
 from . import frames
 from .errors import CommError, CRCError, NoResponse, PortError, Refused, StickSilent, Uncertain, nak_text
 
 log = logging.getLogger(__name__)
 
+STATE_DIR_ENV = "DECOCARE_STATE_DIR"
+STATE_FILE = "radio-window.json"
+RENEW_MARGIN = 2.0      # s: renew when a command would end closer than this to the window's end
+WRITE_MARGIN = 5.0      # s: a write also needs its verification read inside the same window
+OPEN, CLOSING, LAPSED, UNKNOWN = "open", "closing", "lapsed", "unknown"
+
+
+def state_dir():
+    """Where the radio-window file lives: $DECOCARE_STATE_DIR, else $XDG_RUNTIME_DIR/decocare,
+    else ~/.cache/decocare."""
+    if os.environ.get(STATE_DIR_ENV):
+        return os.environ[STATE_DIR_ENV]
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        return os.path.join(os.environ["XDG_RUNTIME_DIR"], "decocare")
+    return os.path.join(os.path.expanduser("~"), ".cache", "decocare")
+
+
+class RadioWindow:
+    """When the radio of pump ``serial`` was switched on and for how long, across tool runs: one
+    JSON object keyed by pump serial in ``path`` (default ``state_dir()/radio-window.json``),
+    ``{"on": t, "minutes": m, "until": [earliest, latest]}`` in wall-clock seconds.  Only what a
+    PowerControl ACK proved is recorded.  A missing, corrupt or unwritable file only means "not
+    known": nothing here ever stops a command."""
+
+    def __init__(self, serial, path=None, clock=time.time):
+        self.serial = str(serial)
+        self.path = path or os.path.join(state_dir(), STATE_FILE)
+        self.clock = clock
+
+    def _load_all(self):
+        import json
+        try:
+            with open(self.path) as fh:
+                data = json.load(fh)
+        except (OSError, ValueError) as exc:
+            if not isinstance(exc, FileNotFoundError):
+                log.info("radio window file %s unreadable (%s): taken as unknown", self.path, exc)
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def record(self):
+        """This pump's record, or None (missing, malformed, or from a clock that went back)."""
+        rec = self._load_all().get(self.serial)
+        try:
+            on, (earliest, latest), minutes = float(rec["on"]), rec["until"], int(rec["minutes"])
+            earliest, latest = float(earliest), float(latest)
+        except (TypeError, KeyError, ValueError):
+            return None
+        now = self.clock()
+        if not (on <= earliest <= latest) or on > now + 1.0 or latest - on > minutes * 60 + 60:
+            return None
+        return dict(on=on, until=(earliest, latest), minutes=minutes)
+
+    def state(self, need=0.0):
+        """(OPEN | CLOSING | LAPSED | UNKNOWN, seconds left): OPEN when the radio stays on for
+        ``need`` seconds more for sure, CLOSING when it is on now but may go off within
+        ``need``, LAPSED when it is off for sure, UNKNOWN without a record (or in the seconds
+        where the record cannot tell)."""
+        rec = self.record()
+        if rec is None:
+            return UNKNOWN, None
+        now = self.clock()
+        earliest, latest = rec["until"]
+        if now >= latest:
+            return LAPSED, 0.0
+        if now >= earliest:
+            return UNKNOWN, None
+        return (OPEN if now + need < earliest else CLOSING), earliest - now
+
+    def _save(self, rec):
+        import json
+        data = self._load_all()
+        if rec is None:
+            data.pop(self.serial, None)
+        else:
+            data[self.serial] = rec
+        tmp = "%s.%d.tmp" % (self.path, os.getpid())
+        try:
+            os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+            with open(tmp, "w") as fh:
+                json.dump(data, fh, indent=1, sort_keys=True)
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            log.info("radio window file %s not written (%s)", self.path, exc)
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+    def woke(self, minutes, ack_ago=(0.0, 0.0)):
+        """A PowerControl [01, minutes] was ACKed; the ACK came in between ``ack_ago`` = (most,
+        least) seconds ago -- the pump's window runs from then."""
+        now = self.clock()
+        on_lo, on_hi = now - max(ack_ago), now - min(ack_ago)
+        self._save(dict(on=round(on_lo, 3), minutes=int(minutes),
+                        until=[round(on_lo + 60 * minutes, 3), round(on_hi + 60 * minutes, 3)]))
+
+    def off(self):
+        """The radio was switched off (PowerControl [00 00]) or is not answering."""
+        now = self.clock()
+        self._save(dict(on=round(now, 3), minutes=0, until=[round(now, 3), round(now, 3)]))
+
+    def forget(self):
+        """The record proved wrong (the pump did not answer): not known any more."""
+        if self.record() is not None:
+            self._save(None)
+
 
 class Session:
     """Commands for the pump ``serial`` through ``stick``.  ``attempts``: tries per read;
     ``reply_wait``: how long a pump may take to start answering; ``wake_wait``: the same for a
     PowerControl, whose RF wake-up burst takes ~17 s (§4.7); ``stall_wait``: longest gap
-    between the chunks of a multi-frame reply."""
+    between the chunks of a multi-frame reply; ``window``: the pump's ``RadioWindow`` (None:
+    nothing is remembered, nothing renewed)."""
 
-    def __init__(self, stick, serial, attempts=3, reply_wait=3.0, wake_wait=20.0, stall_wait=1.5):
+    def __init__(self, stick, serial, attempts=3, reply_wait=3.0, wake_wait=20.0, stall_wait=1.5,
+                 window=None):
         self.stick = stick
         self.serial = serial
         self.attempts = attempts
         self.reply_wait = reply_wait
         self.wake_wait = wake_wait
         self.stall_wait = stall_wait
+        self.window = window
         self.writes_sent = 0
+        self._power = None          # (PowerControl row, params) once wake() was asked: renewals
 
     def packet(self, command, params=b""):
         """The TransmitPacket of ``command`` with ``params``: the one encoder every send uses."""
@@ -40,8 +159,12 @@ class Session:
         """Send ``command`` and return its reply data (``b""`` for an ACK).  ``validate(data)``
         may raise CRCError (pages: CRC16); a NAK raises ``Refused(code)``."""
         packet = self.packet(command, params)
+        self._keep_window(command, packet)
         if command.write:
-            return self._write_once(command, packet)
+            done = self._write_once(command, packet)
+            if self.window and command.button == frames.WAKE_BUTTON and bytes(params)[:1] == b"\x00":
+                self.window.off()               # PowerControl [00 00]: the radio is off now
+            return done
         attempts = attempts or self.attempts
         for attempt in range(1, attempts + 1):
             try:
@@ -59,9 +182,19 @@ class Session:
     def _wait(self, command):
         return self.wake_wait if command.button == frames.WAKE_BUTTON else self.reply_wait
 
+    @staticmethod
+    def frames_of(command):
+        """How many frames the reply of ``command`` has (1 for a single frame or an ACK)."""
+        if command.frames == frames.FRAMES_MANY:
+            return max(1, command.reply_size // frames.FRAME)
+        return 1
+
+    def _download(self, command):
+        return self.stick.download(self._wait(command), self.stall_wait, count=self.frames_of(command))
+
     def _read(self, command, packet, validate):
         self.stick.transmit(packet)
-        reply = self.stick.download(self._wait(command), self.stall_wait)
+        reply = self._download(command)
         if reply.kind == frames.KIND_NAK:
             raise Refused("the pump refused %s (NAK code 0x%02x%s)"
                           % (command.name, reply.code or 0, _nak(reply.code)), code=reply.code)
@@ -83,11 +216,12 @@ class Session:
     def _write_once(self, command, packet):
         """Exactly one TransmitPacket.  ACK -> b""; NAK -> Refused; anything else -> Uncertain."""
         self.stick.prepare()                   # before the write: a failure here sent nothing
-        self.writes_sent += 1                  # from here on the packet may have left
+        if command.button != frames.WAKE_BUTTON:
+            self.writes_sent += 1              # from here on the packet may have left
         try:
             if self.stick.transmit(packet) is None:
                 return b""                      # radio off: the stick answers nothing (§3.7)
-            reply = self.stick.download(self._wait(command), self.stall_wait)
+            reply = self._download(command)
         except (CommError, PortError) as exc:
             raise Uncertain("%s was sent once and its outcome is unknown (%s); it was NOT sent "
                             "again: check the pump before doing anything else"
@@ -103,26 +237,70 @@ class Session:
                         "again: check the pump before doing anything else" % (command.name, what))
 
     def wake(self, probe, power_on, power_params):
-        """Make sure the pump listens: try ``probe`` once; only if the pump does not answer, send
-        ``power_on`` with ``power_params`` (PowerControl [01, minutes], ~17 s) once and probe
-        again.  A probe that got a broken answer (CRC, desync) is simply read again: the pump
-        did answer, so it is awake.  Returns the probe's reply data."""
+        """Make sure the pump listens and return ``probe``'s reply data (the probe is a read the
+        caller needs anyway: ReadPumpModel).  Known lapsed radio window: ``power_on`` with
+        ``power_params`` (PowerControl [01, minutes], ~17 s) at once, then the probe.
+        Otherwise the probe once; only if the pump does not answer, PowerControl once and the
+        probe again.  A probe that got a broken answer (CRC, desync) is simply read again: the
+        pump did answer, so it is awake.  From here on the session renews the window before a
+        command that would outlast it."""
+        self._power = (power_on, power_params)
+        state = self.window.state()[0] if self.window else UNKNOWN
+        if state == LAPSED:
+            log.info("the pump's radio window has lapsed: waking it at once")
+            self._power_on("wake")
+            return self.execute(probe)
         try:
             return self.execute(probe, attempts=1)
         except StickSilent:
             raise
         except NoResponse as exc:
             log.info("pump not listening (%s): waking it", exc)
+            if self.window:
+                self.window.forget()
         except CommError as exc:
             log.info("the probe's answer was broken (%s): the pump is awake; asking again", exc)
             self.stick.finish(self.stall_wait)
             return self.execute(probe)
         self.stick.finish(self.stall_wait)
-        try:
-            self.execute(power_on, params=power_params, attempts=1)
-        except Uncertain:               # PowerControl only powers the radio: probing tells
-            log.info("PowerControl got no clear answer; probing whether the pump listens now")
+        self._power_on("wake")
         return self.execute(probe)
+
+    def _power_on(self, why):
+        """PowerControl [01, minutes] once; its ACK starts a new radio window (recorded)."""
+        power_on, params = self._power
+        try:
+            self.execute(power_on, params=params, attempts=1)
+        except Uncertain:               # PowerControl only powers the radio: probing tells
+            log.info("PowerControl (%s) got no clear answer; probing whether the pump listens now", why)
+            if self.window:
+                self.window.forget()    # not known: the next command must not wake it again
+            return
+        if self.window and params[:1] != b"\x00":
+            now = self.stick.clock()
+            lo, hi = self.stick.arrived or (now, now)
+            self.window.woke(params[1] if len(params) > 1 else 10, (now - lo, now - hi))
+
+    def _keep_window(self, command, packet):
+        """Before ``command``: if the radio window (as far as known) closes before the command can
+        be done -- a write: and read back -- renew it now; known lapsed: wake at once.  Both
+        are one PowerControl (~17 s); letting the window lapse mid-command costs that same
+        wake-up plus the failed command (docs/protocol-client.md)."""
+        pacer = getattr(self.stick, "pacer", None)
+        if self.window is None or self._power is None or pacer is None \
+                or command.button == frames.WAKE_BUTTON:
+            return
+        need = pacer.expected(pacer.key(packet), self.frames_of(command)) + RENEW_MARGIN
+        if command.write:
+            need += WRITE_MARGIN
+        state, left = self.window.state(need)
+        if state == CLOSING:
+            log.info("the radio window closes in %.0f s, before %s would be done: renewing it",
+                     left, command.name)
+            self._power_on("renew")
+        elif state == LAPSED:
+            log.info("the pump's radio window has lapsed: waking it before %s", command.name)
+            self._power_on("wake")
 
 
 def _nak(code):

@@ -3,14 +3,22 @@
 Real material (pages, transcripts, CareLink exports) is read from ../shared beside the
 checkout, or from $DECOCARE_SHARED; tests that need it skip with the reason when it is absent.
 """
+import atexit
 import json
 import os
 import pathlib
+import shutil
+import tempfile
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHARED = pathlib.Path(os.environ.get("DECOCARE_SHARED", ROOT.parent / "shared"))
+
+# The pumps' radio-window file (decocare.session.RadioWindow) lives in a temporary folder for
+# the whole test session (the tools started as subprocesses inherit it), never the user's.
+os.environ["DECOCARE_STATE_DIR"] = tempfile.mkdtemp(prefix="decocare-state-")
+atexit.register(shutil.rmtree, os.environ["DECOCARE_STATE_DIR"], True)
 
 
 def shared_path(*parts):

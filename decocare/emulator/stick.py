@@ -11,25 +11,52 @@ import threading
 import time
 
 from .. import commands, frames
+from .. import frames as frames_mod
 from ..frames import KIND_ACK, KIND_CHUNK, KIND_FRAME, KIND_NAK, KIND_TIMEOUT
 
 POWER_CONTROL = frames.POWER_CONTROL
 
 
 class Timing:
-    """Latencies in seconds (spec §8).  ``real`` follows the captures; ``fast`` keeps every
+    """Latencies in seconds.  ``real`` is fitted to the real captures (docs/emulator.md, "Timing";
+    ``benchmarks/fit_timing.py`` recomputes it): after a TransmitPacket a single-frame reply is
+    buffered at ``reply``; a page's first frame at ``first_frame``, then one frame per ``frame``
+    (16th at 2.34 s); a multi-frame reply without arguments (basal profiles) starts at
+    ``profile_first``, one frame per ``profile_frame``; a write's ACK at ``write``; each RF try
+    that goes unanswered takes ``rf_try`` (kind 5 after 1 + retries of them); USB answers come
+    after ``usb``, a ReadRadio after ``radio_read[k - 1]`` for k frames.  ``fast`` keeps every
     ordering and state transition but shrinks the waits for tests (wake-up 50 ms)."""
 
-    REAL = dict(usb=0.0003, radio_read=0.002, reply=0.13, write=0.25, first_frame=0.36,
-                frame=0.145, wake=17.0, rf_try=0.25, bolus_per_unit=40.0, late=1.0)
-    FAST = dict(usb=0.0, radio_read=0.0, reply=0.002, write=0.003, first_frame=0.003,
-                frame=0.0008, wake=0.05, rf_try=0.003, bolus_per_unit=0.4, late=0.6)
+    REAL = dict(usb=0.0002, radio_read=(0.0017, 0.0029, 0.0121), reply=0.1367, write=0.2747,
+                first_frame=0.2747, frame=0.1377, profile_first=0.1479, profile_frame=0.1677,
+                wake=17.0, rf_try=0.1352, bolus_per_unit=40.0, late=1.0)
+    FAST = dict(usb=0.0, radio_read=(0.0, 0.0, 0.0), reply=0.002, write=0.003, first_frame=0.003,
+                frame=0.0008, profile_first=0.002, profile_frame=0.0008, wake=0.05, rf_try=0.003,
+                bolus_per_unit=0.4, late=0.6)
 
     def __init__(self, name="fast"):
         if name not in ("fast", "real"):
             raise ValueError("timing must be 'fast' or 'real', got %r" % (name,))
         self.name = name
         self.__dict__.update(self.REAL if name == "real" else self.FAST)
+
+    def radio_latency(self, size):
+        """How long a ReadRadio of ``size`` bytes takes to come back (vendor USB turnaround)."""
+        frames = max(1, (size - frames_mod.RADIO_HEADER - 1 + frames_mod.FRAME - 1) // frames_mod.FRAME)
+        table = self.radio_read
+        return table[min(frames, len(table)) - 1] + max(0, frames - len(table)) * (table[-1] - table[-2])
+
+    def floor(self, frames=1, params=False):
+        """The modelled shortest time from a TransmitPacket's write to its reply read whole: the
+        reply's arrival (``frames`` > 1: its last frame's), then one ReadStatus and one ReadRadio
+        of a one-frame chunk.  ``params``: the command carries arguments (two RF exchanges)."""
+        if frames <= 1:
+            arrival = self.write if params else self.reply
+        elif params:
+            arrival = self.first_frame + (frames - 1) * self.frame
+        else:
+            arrival = self.profile_first + (frames - 1) * self.profile_frame
+        return arrival + self.usb + self.radio_latency(frames_mod.RADIO_HEADER + 1 + frames_mod.FRAME)
 
 
 class Clock:
@@ -260,7 +287,7 @@ class Stick:
             self.radio["crc_errors"] += 1
         reply = bytes(reply[:size]) + bytes(self.buf[len(reply):size])
         self._own(reply)
-        self._answer(reply, now, self.timing.radio_read)
+        self._answer(reply, now, self.timing.radio_latency(len(reply)))
 
     # --- TransmitPacket: the radio exchange with the pump ------------------------------------
 
@@ -331,8 +358,11 @@ class Stick:
             self._count(tx, 1)
             return self._single(KIND_FRAME, payloads[0], tx, now)
         self._count(tx, len(payloads), multi=True)
-        first = now + self.timing.first_frame
-        chunks = [(first + i * self.timing.frame, p) for i, p in enumerate(payloads)]
+        if tx.params:       # command packet + ACK, then the argument packet answered by frame 1
+            first, pace = now + self.timing.first_frame, self.timing.frame
+        else:               # basal profiles: the command packet is answered by frame 1
+            first, pace = now + self.timing.profile_first, self.timing.profile_frame
+        chunks = [(first + i * pace, p) for i, p in enumerate(payloads)]
         task = RadioTask(KIND_CHUNK, chunks, rssi=self._rssi())
         if len(chunks) > 1 and faults.fire("stall"):
             task.chunks = chunks[:faults.rng.randint(1, len(chunks) - 1)]
