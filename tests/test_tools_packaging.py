@@ -17,7 +17,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 def test_entry_points_resolve_and_match_scripts():
     assert {"mm-send-comm.py", "mm-latest.py", "mm-pages.py", "mm-history.py", "mm-glucose.py",
-            "mm-bolus.py", "list_history.py"} <= set(registry.INSTALLED)
+            "mm-bolus.py", "mm-openaps.py", "list_history.py"} <= set(registry.INSTALLED)
     for name, target, _ in registry.TOOLS:
         assert callable(registry.resolve(name)), target
         if name in registry.INSTALLED:

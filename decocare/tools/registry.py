@@ -18,6 +18,7 @@ TOOLS = (
     ("mm-pages.py", "decocare.tools.pages:pages_main", "history pages FIRST..LAST as JSON"),
     ("mm-history.py", "decocare.tools.pages:history_main", "the whole history as one JSON list"),
     ("mm-glucose.py", "decocare.tools.pages:glucose_main", "glucose (CGM) pages as JSON"),
+    ("mm-openaps.py", "decocare.tools.openaps:main", "every file an OpenAPS rig needs, in one session"),
     ("mm-temp-basals.py", "decocare.tools.writes:temp_basals_main", "query, set or cancel a temp basal"),
     ("mm-bolus.py", "decocare.tools.writes:bolus_main", "deliver a bolus"),
     ("mm-set-suspend.py", "decocare.tools.writes:set_suspend_main", "suspend or resume delivery"),
