@@ -55,15 +55,19 @@ def prog_name(name):
     return "python -m " + name if name.startswith("decocare.") else name
 
 
+def _catch_sigterm():
+    try:
+        signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:                  # not the main thread (tests): keep the default
+        pass
+
+
 def run(main, argv=None, prog=None):
     """Call ``main(argv)`` and exit with its return code; a DecocareError becomes one line on
     stderr and its exit code, Ctrl-C / SIGTERM exit 130, a broken pipe exits quietly."""
     from ..errors import DecocareError
     prog = prog or os.path.basename(sys.argv[0])
-    try:
-        signal.signal(signal.SIGTERM, _terminate)
-    except ValueError:                  # not the main thread (tests): keep the default
-        pass
+    _catch_sigterm()
     try:
         code = main(argv)
     except DecocareError as exc:
@@ -90,8 +94,16 @@ def resolve(name):
 
 
 def launch(name, argv=None):
-    """Run tool ``name`` as a command line (bin/ scripts, console scripts, ``python -m``)."""
-    run(resolve(name), argv, prog=prog_name(name))
+    """Run tool ``name`` as a command line (bin/ scripts, console scripts, ``python -m``).  An
+    interrupt while the tool is still being imported is one line too (nothing was sent yet)."""
+    prog = prog_name(name)
+    _catch_sigterm()
+    try:
+        main = resolve(name)
+    except KeyboardInterrupt:
+        print("%s: interrupted before it started: nothing was sent" % prog, file=sys.stderr)
+        sys.exit(130)
+    run(main, argv, prog=prog)
 
 
 def _entry(name):
