@@ -34,6 +34,7 @@ CHUNK = 3                 # frames per ReadRadio at most: the vendor never let m
 TIGHT = 0.002             # a bracket this narrow (s; 0.2 % of it for long replies) is polled at its
                           # end; a wider one is halved by one early poll first
 BACKOFF = 0.002           # an answer later than expected: poll again after 2, 4, 8 ... ms
+EARLY = 0.005             # s: the first look at a bracket nothing has tested from below
 MAX_GAP = 0.75            # s: never longer between two polls of one reply (3 frames at any pace seen)
 OPEN_QUIET = 0.01         # s: at open, stale answers already queued come at once (USB: < 1 ms); a
                           # late one the drain cannot wait for is caught by the genuine-answer checks
@@ -463,8 +464,8 @@ class Stick:
         if hi == INF or hi <= lo:           # due already by what this reply showed
             when = start + lo
         elif precise and hi - lo > max(TIGHT, hi * TIGHT) and goal not in halved:
-            halved.add(goal)
-            when = start + (lo + hi) / 2
+            halved.add(goal)        # never tested from below: look early once, else halve it
+            when = start + (EARLY if lo <= 0 and hi > 4 * EARLY else (lo + hi) / 2)
         else:
             when = start + hi
         if last_poll is not None and when <= last_poll:
