@@ -17,8 +17,6 @@ problem are missing, and "problems" says where.
 """
 import datetime
 
-from .. import history
-from ..commands import supported
 from . import options, pumpcli
 
 MAX_MINUTES = 100 * 366 * 24 * 60    # older than any pump history; bounded so no date overflows
@@ -32,6 +30,7 @@ def recent(pump, cutoff, since_id=None):
     first in one time-ordered list across the pages read, reading pages from 0 until one holds
     the cutoff or the since-id record.  Returns (records, pages read, why it stopped,
     [(page, problem)])."""
+    from .. import history
     results, problems = [], []
     last = None
     page = 0
@@ -75,6 +74,7 @@ def _newer(records, cutoff, since_id):
 
 def _state(pump):
     """The STATE reads the model has (an x12 has no ReadPumpStatus: the key is left out)."""
+    from ..commands import supported
     return {key: pump.read(name) for key, name in STATE if supported(name, pump.model)}
 
 

@@ -31,8 +31,7 @@ import json
 import os
 import sys
 
-from .. import cgm, errors
-from ..commands import supported
+from .. import errors
 from ..models import get_model
 from . import latest, options
 
@@ -110,6 +109,7 @@ def read_glucose(pump, cutoff):
     cutoff.  Only GlucoseSensorData values with a date are kept: SensorDataLow/High are out-of-
     range markers (40/400 would pass for real readings) and values written after the newest
     SensorTimestamp have no date yet."""
+    from .. import cgm
     cursor = pump.read("ReadCurGlucosePageNumber")
     values, problems, undated, read = [], [], 0, 0
     newest = cursor["page"]
@@ -206,6 +206,7 @@ def plan(groups, model=None, explicit_glucose=False):
 
 def read_all(pump, run, args, zone, report):
     """Every read of the planned files, in one session, in ORDER."""
+    from ..commands import supported
     model = pump.model
     if "glucose" in args.groups and model.has_cgm and "glucose.json" not in run.planned:
         run.planned.append("glucose.json")

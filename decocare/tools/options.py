@@ -7,15 +7,12 @@ Tools that historically took ``PORT SERIAL`` as positionals (``python -m decocar
 ``.download``, ``.commands``, ``.stick``) still do.  Usage errors are one line, exit 2.
 """
 import argparse
-import logging
 import os
 import stat
 import sys
-import tempfile
 
 from .. import errors
 from ..lib import serial_bytes
-from ..models import get_model
 
 RawDescription = argparse.RawDescriptionHelpFormatter
 
@@ -82,6 +79,7 @@ def _explicit(argv):
 
 
 def setup_logging(verbose):
+    import logging          # (imported here, like the decoders in the tools: a tool starts fast)
     level = logging.WARNING if not verbose else (logging.INFO if verbose == 1 else logging.DEBUG)
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s:%(name)s:%(message)s")
     if not verbose:
@@ -99,6 +97,7 @@ def serial_arg(text):
 
 def model_arg(text):
     try:
+        from ..models import get_model
         return str(get_model(text))
     except errors.BadInput as exc:
         raise argparse.ArgumentTypeError(str(exc))
@@ -133,6 +132,7 @@ def writable_dir(path, what="--out"):
     try:
         os.makedirs(path, exist_ok=True)
         # a probe of its own: two tools checking one folder at once must not trip on each other
+        import tempfile
         fd, probe = tempfile.mkstemp(prefix=".decocare-write-test-", dir=path)
         os.close(fd)
         os.unlink(probe)

@@ -5,7 +5,6 @@ and decoded for the pump's model.  A page that decodes only in part (an unknown 
 CRC from --lenient reading of saved pages) is still printed; the tool then exits 3 with one line
 per such page on stderr, because records past the problem are missing.
 """
-from .. import history
 from . import options, pumpcli
 
 MM_PAGES = """mm-pages.py: history pages FIRST..LAST (default: page 0 only) as one JSON list of
@@ -74,8 +73,13 @@ def pages_main(argv=None):
     if args.by_page:
         pumpcli.dump([pumpcli.page_json(number, result) for number, result in pages])
     else:
-        pumpcli.dump(history.merge(result for _, result in pages))
+        pumpcli.dump(_merged(pages))
     return pumpcli.partial_exit(p.prog, _problems(pages))
+
+
+def _merged(pages):
+    from .. import history
+    return history.merge(result for _, result in pages)
 
 
 def history_main(argv=None):
@@ -84,7 +88,7 @@ def history_main(argv=None):
     args = _parse(p, argv)
     with options.open_args(args) as pump:
         pages = read_pages(pump, "history", range(pump.page_count()), args.save)
-    pumpcli.dump(history.merge(result for _, result in pages))
+    pumpcli.dump(_merged(pages))
     return pumpcli.partial_exit(p.prog, _problems(pages))
 
 

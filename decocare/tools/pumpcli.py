@@ -1,11 +1,13 @@
 """What the pump tools print and save the same way: JSON with stable key order, record ids,
-decoded pages, saved pages, and the exit code for pages that decoded only in part."""
+decoded pages, saved pages, and the exit code for pages that decoded only in part.
+
+The tools import the decoders (history, cgm, commands: tens of ms) inside their functions, not at
+module level, so that a tool starts fast (``--help``, a usage error) and pays only for what it runs."""
 import base64
 import json
 import os
 import sys
 
-from .. import cgm, history
 from ..errors import EXIT_PARTIAL
 from ..pages import GLUCOSE, HISTORY, page_file
 
@@ -22,6 +24,7 @@ def record_id(rec):
 
 def decode(kind, data, model):
     """A page's decoding, lenient (what could be decoded, with ``.complete`` and ``.problem()``)."""
+    from .. import cgm, history
     if kind == "glucose":
         return cgm.decode_page(data, model, lenient=True)
     return history.decode_page(data, model, lenient=True)

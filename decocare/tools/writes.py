@@ -16,7 +16,6 @@ import stat
 import sys
 
 from .. import errors
-from ..dosing import CLOCK_TOLERANCE, REFUSED, UNCERTAIN, Result, Writer
 from ..vocabulary import KEYS, PATTERN_NAMES
 from . import options
 
@@ -52,6 +51,7 @@ def _late_options(sub):
 
 
 def _print(args, prog, result):
+    from ..dosing import REFUSED, UNCERTAIN
     print(json.dumps(result.as_json(), indent=2, default=str) if args.json else result.text())
     if result.outcome == UNCERTAIN:
         print("%s: UNCERTAIN: %s" % (prog, result.reason), file=sys.stderr)
@@ -126,6 +126,7 @@ def _write(args, prog, act, **writer_options):
 def _interrupted(args, prog, state, interrupts):
     """The report of an interrupt: the known outcome, else uncertain once the packet may have
     left, else not sent (130)."""
+    from ..dosing import UNCERTAIN, Result
     interrupts.hold()
     result, writer = state["result"], state["writer"]
     if result is not None:                  # the outcome was known before the interrupt
@@ -141,6 +142,7 @@ def _interrupted(args, prog, state, interrupts):
 
 
 def _write_flow(args, prog, act, state, interrupts, writer_options):
+    from ..dosing import REFUSED, UNCERTAIN, Result, Writer
     try:
         with options.open_args(args) as pump:
             state["writer"] = writer = Writer(pump, dry_run=getattr(args, "dry_run", False),
@@ -323,6 +325,7 @@ def pump_time(to, timezone=None):
 
 
 def set_rtc_main(argv=None):
+    from ..dosing import CLOCK_TOLERANCE     # (decocare.dosing is imported only where a tool runs)
     prog = "mm-set-rtc.py"
     p = _parser(prog, "Query or set the pump's clock (naive local time); verified with ReadRTC "
                       "within %d s." % CLOCK_TOLERANCE)
