@@ -6,7 +6,8 @@ import contextlib
 from .commands import Pump
 from .link import Link
 from .scan import find_port
-from .session import RadioWindow, Session
+from .radiowindow import RadioWindow
+from .session import Session
 from .stick import Stick
 
 
@@ -18,7 +19,7 @@ def open_pump(port, serial, model=None, minutes=10, wake=True, stick_options=Non
     needs) runs first and doubles as the wake probe: its answer is the model (a ``model`` given
     that disagrees is an error); PowerControl (~17 s) is sent only when it gets no answer, or
     at once when the pump's radio window is known to have lapsed.  ``window``: remember the
-    radio window across runs (``session.RadioWindow``; a RadioWindow, True for the default
+    radio window across runs (``radiowindow.RadioWindow``; a RadioWindow, True for the default
     file, False for none).  ``stick_options``/``session_options`` tune timing (tests match the
     emulator's fast timing with them)."""
     if window is True:

@@ -89,7 +89,7 @@ class Pacer:
     def key(packet):
         """(wake-up, multi-frame, with arguments) of a TransmitPacket."""
         packet = bytes(packet)
-        params = ((packet[7] & 0x7F) << 8 | packet[8]) > 0 if len(packet) > 8 else False
+        params = len(packet) >= frames.TRANSMIT_HEAD and frames.transmit_length(packet) > 16
         multi = len(packet) > 11 and packet[11] == frames.FRAMES_MANY
         return (len(packet) > 9 and packet[9] == frames.WAKE_BUTTON, multi, params)
 

@@ -15,7 +15,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHARED = pathlib.Path(os.environ.get("DECOCARE_SHARED", ROOT.parent / "shared"))
 
-# The pumps' radio-window file (decocare.session.RadioWindow) lives in a temporary folder for
+# The pumps' radio-window file (decocare.radiowindow.RadioWindow) lives in a temporary folder for
 # the whole test session (the tools started as subprocesses inherit it), never the user's.
 os.environ["DECOCARE_STATE_DIR"] = tempfile.mkdtemp(prefix="decocare-state-")
 atexit.register(shutil.rmtree, os.environ["DECOCARE_STATE_DIR"], True)

@@ -6,7 +6,7 @@ after a few replies each poll goes out when its chunk is due, a page takes its l
 arrival plus a poll, at most three frames per ReadRadio and the last frame alone, and an
 answer later than expected is still polled for (backing off), never re-sent.
 
-The radio window (``session.RadioWindow``): the file is optional (missing, corrupt, unwritable
+The radio window (``radiowindow.RadioWindow``): the file is optional (missing, corrupt, unwritable
 all mean "not known"), a lapsed window is woken at once (no failed probe), an open one is not,
 a window that would close during the next command is renewed first, and a write is still sent
 exactly once with the model still the pump's own answer.
@@ -20,7 +20,8 @@ from decocare import commands, errors, frames
 from decocare.connect import open_pump
 from decocare.emulator import Emulator
 from decocare.link import Link
-from decocare.session import CLOSING, LAPSED, OPEN, UNKNOWN, RadioWindow, Session, state_dir
+from decocare.radiowindow import CLOSING, LAPSED, OPEN, UNKNOWN, RadioWindow, state_dir
+from decocare.session import Session
 from decocare.stick import Stick, boundaries
 
 from test_stick_fakeport import FakeStick, Pump, make_page
