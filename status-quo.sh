@@ -101,7 +101,9 @@ main () {
   fi
   mkdir -p "$LOGS"
   # a previous run's pages would be mistaken for this run's
-  rm -f "$LOGS"/*.log "$LOGS"/ReadHistoryData-page-*.data "$LOGS"/ReadGlucoseHistory-page-*.data
+  # (the page file names of decocare/pages.py, which a shell script cannot import)
+  rm -f "$LOGS"/*.log "$LOGS"/ReadHistoryData-page-*.data* "$LOGS"/ReadGlucoseHistory-page-*.data* \
+    "$LOGS"/*.manifest.json
   echo ">>> status-quo: port $PORT, pump serial $SERIAL"
   experiment baseline.stick run_stick
   experiment session run_session
