@@ -54,16 +54,6 @@ GLUCOSE_DEVICE = "openaps://medtronic/pump/cgm"      # what oref0's mm-format-*-
 LINK_ERRORS = (errors.CommError, errors.PortError)
 
 
-def zone_of(name):
-    """The dateutil zone named ``name`` (None: the host's); BadInput for an unknown name."""
-    from dateutil import tz
-    zone = tz.gettz(name) if name else tz.tzlocal()
-    if zone is None:
-        raise errors.BadInput("--timezone %r: unknown time zone (use a name like Europe/Paris); "
-                              "nothing was sent to the pump" % name)
-    return zone
-
-
 def zoned(text, zone):
     """A naive pump-local ISO time with the zone's offset ("2024-03-01T14:05:00+01:00"); a time
     that already has an offset is kept (openapscontrib.timezones' ``adjust missing``)."""
@@ -329,7 +319,7 @@ def main(argv=None):
                    help="the pump's time zone for the zoned files, e.g. Europe/Paris (default: the host's)")
     args = options.parse(p, argv)
     args.groups = args.only or set(ORDER)
-    zone = zone_of(args.timezone)
+    zone = options.zone(args.timezone)
     out = options.writable_dir(args.out)          # before the pump is touched
     claimed = get_model(args.model) if args.model else None
     run = Run(plan(args.groups, claimed, explicit_glucose=bool(args.only and "glucose" in args.only)))

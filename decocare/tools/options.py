@@ -8,6 +8,7 @@ Tools that historically took ``PORT SERIAL`` as positionals (``python -m decocar
 """
 import argparse
 import os
+import re
 import stat
 import sys
 
@@ -116,6 +117,28 @@ def bounded_int(text, low, high, what):
     if not low <= value <= high:
         raise argparse.ArgumentTypeError("%s must be from %d to %d, got %s" % (what, low, high, text))
     return value
+
+
+TZ_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*")
+
+
+def zone(name):
+    """The tz database zone ``name`` (e.g. Europe/Paris; None: the host's zone), for --timezone.
+    Only zone names are taken -- not paths, which dateutil would also open (and dateutil 4 warns
+    about, as an error) -- and anything unknown is one BadInput line."""
+    from dateutil import tz
+    if not name:
+        return tz.tzlocal()
+    found = None
+    if TZ_NAME.fullmatch(name) and ".." not in name:
+        try:
+            found = tz.gettz(name)
+        except Exception:           # dateutil's own warnings-as-errors, bad files: not a zone
+            found = None
+    if found is None:
+        raise errors.BadInput("--timezone %r: unknown time zone (use a tz database name like "
+                              "Europe/Paris); nothing was sent to the pump" % name)
+    return found
 
 
 def open_args(args, **options):

@@ -298,20 +298,12 @@ def set_suspend_main(argv=None):
     return _write(args, prog, lambda w: w.set_suspend(args.action == "suspend"))
 
 
-def _zone(name):
-    from dateutil import tz
-    zone = tz.gettz(name) if name else tz.tzlocal()
-    if zone is None:
-        raise errors.BadInput("unknown time zone %r (use a name like Europe/Paris)" % name)
-    return zone
-
-
 def pump_time(to, timezone=None):
     """The naive pump-local time for ``--to``: 'now' = the host's clock converted to the pump's
     zone (``timezone``, default the host's); an ISO time with an offset is converted likewise;
     one without an offset is taken as pump-local already."""
     from dateutil import parser as dateparser
-    zone = _zone(timezone)
+    zone = options.zone(timezone)
     if to == "now":
         return datetime.datetime.now(zone).replace(tzinfo=None, microsecond=0)
     try:
