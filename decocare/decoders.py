@@ -4,6 +4,8 @@ Every decoder takes ``(data, model)``: ``data`` is what the stick returns (the r
 its length byte, so spec "d[i]" is ``data[i]``) and ``model`` a ``models.Model``.  They return
 JSON-able values with decocare's key names where decocare had them, and fix decocare where the
 spec shows it wrong (§5.3, §5.5, §5.7).  The table in ``commands.py`` says which row uses which.
+The emulator builds replies from its own copy of the layouts (``emulator/replies.py``) on purpose:
+an independent oracle, not an encoder paired with each decoder (docs/ARCHITECTURE.md).
 """
 import datetime
 

@@ -1,5 +1,8 @@
 """A scripted stick + pump behind a pyserial-like object, on a virtual clock.
 
+Kept beside the emulator on purpose: it scripts one fault at one exact moment on a virtual clock
+(no real time passes), which the emulator, running on the real clock, cannot.
+
 The client's error paths (late answers, desync, NAKs, kind 5, CRC errors, stalls) are driven
 through it without any real time passing.  Replies are built with ``decocare.frames`` encoders
 (the codec itself is held to the real captures elsewhere); timing follows spec §8: a

@@ -4,6 +4,9 @@ Written from the spec's layouts and checked against the real payloads of §5.6; 
 decoders in ``decocare.commands`` must read these back to the emulator's state (the
 cross-check lives in the tests).  Keys are the canonical command names of
 ``decocare.commands.COMMANDS`` (a row's ``variant_of`` when it has one, e.g. ReadRTC508 -> ReadRTC).
+
+A second copy of the reply layouts on purpose (beside ``decocare.decoders``): an independent
+oracle catches a wrong offset that one shared table would mirror (docs/ARCHITECTURE.md).
 """
 import math
 
