@@ -123,26 +123,30 @@ def _write(args, prog, act, **writer_options):
         interrupts.restore()
 
 
+def _uncertain(args, prog, reason):
+    """Report a write that may have left and whose outcome is unknown (exit 7)."""
+    from ..dosing import UNCERTAIN, Result
+    result = Result(prog, {}).finish(UNCERTAIN, reason)
+    result.sent = True
+    return _print(args, prog, result)
+
+
 def _interrupted(args, prog, state, interrupts):
     """The report of an interrupt: the known outcome, else uncertain once the packet may have
     left, else not sent (130)."""
-    from ..dosing import UNCERTAIN, Result
     interrupts.hold()
     result, writer = state["result"], state["writer"]
     if result is not None:                  # the outcome was known before the interrupt
         return _print(args, prog, result)
     if writer is not None and writer.transmitted:
-        result = Result(prog, {}).finish(
-            UNCERTAIN, "interrupted after the command was sent: it may have been executed; "
-            "%s" % INTERRUPTED_ADVICE)
-        result.sent = True
-        return _print(args, prog, result)
+        return _uncertain(args, prog, "interrupted after the command was sent: it may have been "
+                          "executed; %s" % INTERRUPTED_ADVICE)
     print("%s: interrupted before anything was sent: not sent" % prog, file=sys.stderr)
     return errors.EXIT_INTERRUPTED
 
 
 def _write_flow(args, prog, act, state, interrupts, writer_options):
-    from ..dosing import REFUSED, UNCERTAIN, Result, Writer
+    from ..dosing import REFUSED, Result, Writer
     try:
         with options.open_args(args) as pump:
             state["writer"] = writer = Writer(pump, dry_run=getattr(args, "dry_run", False),
@@ -152,11 +156,8 @@ def _write_flow(args, prog, act, state, interrupts, writer_options):
         interrupts.hold()
         writer = state["writer"]
         if writer is not None and writer.transmitted:
-            result = Result(prog, {}).finish(
-                UNCERTAIN, "the write was sent once, then: %s; check the pump before doing "
-                "anything else" % exc)
-            result.sent = True
-            return _print(args, prog, result)
+            return _uncertain(args, prog, "the write was sent once, then: %s; check the pump before "
+                              "doing anything else" % exc)
         if not args.json:
             raise
         result = Result(prog, {}).finish(REFUSED, "nothing sent: %s" % exc)
