@@ -23,6 +23,6 @@ setup(
     package_data={"decocare": ["etc/*.rules"]},
     python_requires=">=3.9",
     install_requires=["pyserial>=3.4", "python-dateutil"],
-    extras_require={"test": ["pytest"]},
+    extras_require={"test": ["pytest"], "report": ["matplotlib"]},
     entry_points={"console_scripts": SCRIPTS},
 )

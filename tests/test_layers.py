@@ -27,6 +27,7 @@ LAYERS = {
     "decocare.cgm": 4,
     "decocare.scan": 5, "decocare.connect": 5, "decocare.download": 5, "decocare.dosing": 5,
     "decocare.explain": 5, "decocare.replay": 5, "decocare.emulator": 5,
+    "decocare.exports": 5, "decocare.report": 5,
     "decocare.urlhandler": 6,
     "decocare.tools": 7,
 }

@@ -65,6 +65,14 @@ def _decode(path, args):
         raise PartialPage("%s: %s" % (path, exc), exc.result)
 
 
+def load_pages(paths, model, glucose=False, lenient=False):
+    """Saved pages, given newest first (page 0, 1, ...) -> their PageResults in that order, for
+    the tools that read saved pages (mm-export, mm-report).  Errors as ``_decode``'s."""
+    import types
+    args = types.SimpleNamespace(model=model, glucose=glucose, lenient=lenient)
+    return [_decode(path, args) for path in paths]
+
+
 def _ordered(result, page_order):
     return result.raw_order if page_order else result.records
 

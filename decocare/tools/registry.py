@@ -25,6 +25,8 @@ TOOLS = (
     ("mm-set-rtc.py", "decocare.tools.writes:set_rtc_main", "query or set the pump clock"),
     ("mm-press-key.py", "decocare.tools.writes:press_key_main", "press pump keys"),
     ("mm-select-profile.py", "decocare.tools.writes:select_profile_main", "select basal profile"),
+    ("mm-export.py", "decocare.tools.export:main", "history as CareLink CSV or Nightscout documents"),
+    ("mm-report.py", "decocare.tools.report:main", "one picture per day: basal, boluses, carbs, BG"),
     ("mm-decode-history-page.py", "decocare.tools.history_cli:decode_page_main", "decode one saved page"),
     ("list_history.py", "decocare.tools.history_cli:list_history_main", "decode saved pages"),
     ("list_opcodes.py", "decocare.tools.history_cli:list_opcodes_main", "the history record table"),

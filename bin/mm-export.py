@@ -1,0 +1,11 @@
+#!/usr/bin/env python3
+"""mm-export.py: see `mm-export.py --help`; every tool is listed in decocare/tools/registry.py."""
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from decocare.tools.registry import launch  # noqa: E402
+
+if __name__ == "__main__":
+    launch("mm-export.py")
