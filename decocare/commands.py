@@ -12,6 +12,7 @@ command raises ``errors.Unsupported`` before anything is sent.
 """
 import datetime
 import inspect
+import logging
 import math
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -23,8 +24,11 @@ from .pages import page_crc_ok
 from .models import MAX_HISTORY_PAGES, Model, get_model
 from .vocabulary import KEYS, PATTERN_NAMES, pattern_number
 
+log = logging.getLogger(__name__)
+
 READ_RETRIES = 2     # stick RF retries for reads (decocare and the vendor)
 WRITE_RETRIES = 0    # every write: one TransmitPacket, no stick repeat (spec §7.3 rule 1)
+READ_REFUSALS = 3    # tries for the model and page-range reads when the pump NAKs (Pump.asked_again)
 
 
 @dataclass(frozen=True)
@@ -595,7 +599,11 @@ class Pump:
         if self._model is not None and self._model not in row.models:
             return None
         try:
-            return dec.cur_page_number(self.session.execute(row, b""), None)
+            # asked again after a NAK only when the model is known to have the command (while
+            # it is unknown, NAK 0x08 may mean an x12 that has none)
+            tries = 1 if self._model is None else READ_REFUSALS
+            return dec.cur_page_number(asked_again(lambda: self.session.execute(row, b""),
+                                                         tries), None)
         except Refused as exc:
             # NAK 0x08 means "no such command" only while the model is unknown: a pump whose
             # reported model has 0x9D refused it (an x12 never gets here), and taking that for
@@ -623,10 +631,29 @@ class Pump:
         probe = by_name("ReadPumpModel")
         if self._model is not None and self._model not in probe.models:
             probe = resolve("ReadRTC", self._model)
-        data = self.session.wake(probe=probe, power_on=power_on, power_params=power_params)
+        try:
+            data = self.session.wake(probe=probe, power_on=power_on, power_params=power_params)
+        except Refused:         # the pump answered, so it listens: ask again (a read, no harm)
+            data = asked_again(lambda: self.session.execute(probe), tries=READ_REFUSALS - 1)
         if probe.name == "ReadPumpModel":
             self._confirm(data)
         return data
+
+
+def asked_again(read, tries=None):
+    """``read()``; a NAK is asked again, up to READ_REFUSALS tries in all.  Only for the reads
+    a whole download depends on (the model, the page range): a NAK on a read changes
+    nothing, and a pump that refused once (busy, a garbled packet) usually answers the next
+    time -- one stray NAK must not end a 36-page download before it starts (issue 10's
+    soak).  A pump that keeps refusing is believed (a 508's ReadPumpModel, an x12's range)."""
+    tries = READ_REFUSALS if tries is None else tries
+    for attempt in range(1, tries + 1):
+        try:
+            return read()
+        except Refused as exc:
+            if attempt == tries:
+                raise
+            log.info("refused (%s): asking again (%d/%d)", exc, attempt, tries)
 
 
 def reads_for(model):

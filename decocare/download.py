@@ -24,6 +24,7 @@ from collections import namedtuple
 from . import __version__
 from .errors import (EXIT_OK, NAK_NO_PAGE, NAK_REFUSED, CommError, DecocareError, NoResponse,
                      PortError, Refused, StickSilent)
+from .commands import asked_again
 from .models import MAX_HISTORY_PAGES
 from .pages import page_crc_ok, page_file
 
@@ -41,7 +42,7 @@ Plan = namedtuple("Plan", "kind pages bounded reported")
 def plan(pump, glucose=False):
     """The pages the pump says it has, newest first."""
     if glucose:
-        info = pump.read("ReadCurGlucosePageNumber")
+        info = asked_again(lambda: pump.read("ReadCurGlucosePageNumber"))   # a stray NAK
         newest = info["page"]
         pages = list(range(newest, max(-1, newest - info["glucose"]), -1))
         return Plan("ReadGlucoseHistory", pages, True, {"ReadCurGlucosePageNumber": info})

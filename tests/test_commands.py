@@ -618,3 +618,40 @@ def test_cli_reads_everything_from_the_emulator(model, capsys):
         assert text.startswith("# pump 208850, model %s" % model) and "## ReadSettings\n- " in text
     finally:
         emu.close()
+
+
+class RefusesFirst(FakeSession):
+    """Refuses the first ``n`` asks of each opcode in ``first`` (a stray NAK), then answers."""
+
+    def __init__(self, replies, first, n=1, model=None):
+        super().__init__(replies, model=model)
+        self.left = {op: n for op in first}
+
+    def execute(self, command, params=b"", validate=None, attempts=None):
+        if self.left.get(command.opcode, 0) > 0:
+            self.left[command.opcode] -= 1
+            self.calls.append((command.name, bytes(params)))
+            raise errors.Refused("pump refused %s (NAK 08)" % command.name, code=8)
+        return super().execute(command, params, validate, attempts)
+
+
+def test_a_stray_nak_on_the_model_or_page_range_is_asked_again():
+    """One NAK must not end a whole download before it starts (issue 10's soak: nak faults)."""
+    s = RefusesFirst({0x9D: pad("%08x" % 417)}, first={0x8D, 0x9D}, model="523")
+    pump = Pump(s)
+    pump.ensure_awake(10)
+    assert pump.page_count() == 36
+    assert names(s) == ["ReadPumpModel"] * 2 + ["ReadCurPageNumber"] * 2
+
+
+def test_a_pump_that_keeps_refusing_is_believed_after_three_tries():
+    s = RefusesFirst({}, first={0x9D}, n=99, model="523")
+    pump = Pump(s, model="523")
+    pump.ensure_awake(10)
+    with pytest.raises(errors.Refused):
+        pump.page_count()
+    assert names(s).count("ReadCurPageNumber") == 3
+    s = RefusesFirst({}, first={0x8D}, n=99, model="523")
+    with pytest.raises(errors.Refused):
+        Pump(s).ensure_awake(10)
+    assert names(s) == ["ReadPumpModel"] * 3

@@ -210,6 +210,20 @@ def test_glucose_pages_newest_first():
     assert download.page_numbers(Cgm(), glucose=True) == [6, 5, 4]
 
 
+def test_a_stray_nak_on_the_glucose_range_is_asked_again():
+    class Cgm:
+        asks = 0
+
+        def read(self, name):
+            self.asks += 1
+            if self.asks == 1:
+                raise errors.Refused("pump refused %s (NAK 08)" % name, code=8)
+            return {"page": 6, "glucose": 3, "isig": 0}
+
+    cgm = Cgm()
+    assert download.page_numbers(cgm, glucose=True) == [6, 5, 4] and cgm.asks == 2
+
+
 def test_x12_refusing_page_number_reads_32_pages_unbounded():
     class X12ish:
         model = commands.get_model("512")
