@@ -120,3 +120,9 @@ class Unsupported(Refused):
 class Uncertain(DecocareError):
     """A write was sent but its outcome is unknown. Never retry: check the pump."""
     exit_code = EXIT_UNCERTAIN
+
+
+class UploadError(DecocareError):
+    """An upload to a Nightscout site failed (unreachable, secret refused, an answer that is not
+    Nightscout's); the message says how many documents were sent before the failure."""
+    exit_code = EXIT_ERROR

@@ -45,6 +45,10 @@ def build_parser():
                         "$API_SECRET or $NIGHTSCOUT_API_SECRET, never the command line")
     p.add_argument("--dry-run", action="store_true",
                    help="with --upload: say what would be sent, send nothing")
+    p.add_argument("--lenient", action="store_true",
+                   help="export what decodes of pages that are truncated, fail their CRC or stop "
+                        "at an unknown record (default: exit 3 for such a page; records after the "
+                        "damage are missing from the export)")
     p.add_argument("pages", nargs="*", metavar="PAGE", help="history page files, newest first")
     return p
 
@@ -64,30 +68,50 @@ def main(argv=None):
     if args.out:
         options.writable_file(args.out, "--out")
     zone = options.zone(args.timezone)
-    records = history.merge(load_pages(args.pages, args.model)) if args.pages else []
+    records = history.merge(load_pages(args.pages, args.model, lenient=args.lenient)) if args.pages else []
     glucose = []
-    for result in load_pages(args.glucose, args.model, glucose=True):
+    for result in load_pages(args.glucose, args.model, glucose=True, lenient=args.lenient):
         glucose.extend(result.records)
     if args.format == "carelink-csv":
         from ..exports import carelink_csv
         return _emit(args, lambda fh: carelink_csv.write(records, fh, model=args.model,
                                                           serial=args.serial))
     from ..exports import nightscout
-    if args.format == "nightscout-treatments":
-        docs, collection = nightscout.treatments(records, zone), "treatments"
-    else:
-        docs, collection = nightscout.entries(glucose, zone), "entries"
-    if args.upload:
+    secret = None
+    if args.upload:         # before any work: a bad URL or no secret is one usage line
         secret = os.environ.get("API_SECRET") or os.environ.get("NIGHTSCOUT_API_SECRET")
         if not secret:
             raise BadInput("--upload needs the site's secret in $API_SECRET (or "
                            "$NIGHTSCOUT_API_SECRET); nothing was sent")
+        nightscout.site_base(args.upload)
+    skipped = []
+    if args.format == "nightscout-treatments":
+        docs, collection = nightscout.treatments(records, zone, skipped=skipped), "treatments"
+    else:
+        docs, collection = nightscout.entries(glucose, zone), "entries"
+    if args.upload:
         summary = nightscout.upload(args.upload, secret, collection, docs, dry_run=args.dry_run,
                                     log=lambda line: print(line, file=sys.stderr))
         json.dump(summary, sys.stdout, indent=2)
         print()
+        _note_skipped(skipped)
         return 0
-    return _emit(args, lambda fh: (json.dump(docs, fh, indent=2), fh.write("\n")))
+    code = _emit(args, lambda fh: (json.dump(docs, fh, indent=2), fh.write("\n")))
+    _note_skipped(skipped)
+    return code
+
+
+def _note_skipped(skipped):
+    """One stderr line: how many records of the mapped types gave no treatment, and why."""
+    if not skipped:
+        return
+    why = {}
+    for item in skipped:
+        reason = item["why"].split(":")[0]
+        why[reason] = why.get(reason, 0) + 1
+    print("mm-export.py: %d record%s gave no treatment (%s)" % (
+        len(skipped), "s" * (len(skipped) != 1),
+        "; ".join("%d %s" % (n, reason) for reason, n in sorted(why.items()))), file=sys.stderr)
 
 
 def _emit(args, write):

@@ -86,10 +86,10 @@ def glucose_entry(rec, zone):
     """One dated sensor value as oref0 reads glucose (lib/glucose-get-last.js, determine-basal's
     cob/autosens): decocare's cgm keys, with ``date`` in epoch ms, ``dateString`` and
     ``display_time`` zoned, ``glucose`` = ``sgv``, ``type`` "sgv"."""
-    when = datetime.datetime.fromisoformat(rec["date"]).replace(tzinfo=zone)
+    from ..exports.nightscout import sgv_entry
     out = dict(rec)
-    out.update(date=int(round(when.timestamp() * 1000)), dateString=when.isoformat(),
-               display_time=when.isoformat(), glucose=rec["sgv"], type="sgv", device=GLUCOSE_DEVICE)
+    out.update(sgv_entry(rec, zone, device=GLUCOSE_DEVICE))
+    out.update(display_time=out["dateString"], glucose=rec["sgv"])
     return out
 
 
