@@ -257,6 +257,43 @@ def cases():
             name="--glucose page %s" % key)
         add("list_history.py", ["--summary", "--model", MODEL, "{%s}" % key], USAGE,
             name="--summary page %s" % key)
+    # the exports and the report read saved pages (no pump)
+    csv = ["--format", "carelink-csv", "--model", MODEL]
+    report = ["--model", MODEL, "--out", "{dir}"]
+    for key in ("dir", "fifo", "zero", "empty", "garbage", "missing", "noise"):
+        code = errors.EXIT_PARTIAL if key == "noise" else USAGE
+        add("mm-export.py", csv + ["{%s}" % key], code, name="carelink-csv page %s" % key)
+        add("mm-export.py", ["--format", "nightscout-treatments", "--model", MODEL, "{%s}" % key],
+            code, name="nightscout page %s" % key)
+        add("mm-report.py", report + ["{%s}" % key], code, name="page %s" % key)
+    for key in ("dir", "fifo", "zero", "empty", "garbage", "missing"):
+        add("mm-export.py", ["--format", "nightscout-entries", "--glucose", "{%s}" % key], USAGE,
+            name="nightscout-entries glucose page %s" % key)
+    add("mm-export.py", ["--format", "carelink-csv", "{garbage}"], USAGE, name="no model")
+    add("mm-export.py", ["--format", "carelink-csv", "--model", "999", "{garbage}"], USAGE,
+        name="unknown model")
+    add("mm-export.py", ["--format", "bogus", "--model", MODEL, "{garbage}"], USAGE, name="--format bogus")
+    add("mm-export.py", ["--model", MODEL, "{garbage}"], USAGE, name="no --format")
+    add("mm-export.py", csv, USAGE, name="no pages")
+    add("mm-export.py", ["--format", "nightscout-entries"], USAGE, name="entries without --glucose")
+    for key in ("dir", "under-file", "under-missing", "fifo"):
+        add("mm-export.py", csv + ["--out", "{%s}" % key, "{garbage}"], USAGE, name="--out %s" % key)
+    add("mm-export.py", csv + ["--upload", "http://127.0.0.1:9", "{garbage}"], USAGE,
+        name="--upload with carelink-csv")
+    for url in ("ftp://x", "not a url", "http://"):
+        add("mm-export.py", ["--format", "nightscout-treatments", "--model", MODEL, "--upload", url,
+                             "{garbage}"], USAGE, name="--upload %r" % url)
+    add("mm-export.py", ["--format", "nightscout-treatments", "--model", MODEL, "--timezone",
+                         "Nowhere/Zone", "{garbage}"], USAGE, name="unknown --timezone")
+    add("mm-report.py", ["--out", "{dir}", "{garbage}"], USAGE, name="no model")
+    add("mm-report.py", ["--model", "999", "--out", "{dir}", "{garbage}"], USAGE, name="unknown model")
+    add("mm-report.py", ["--model", MODEL, "{garbage}"], USAGE, name="no --out")
+    for key in ("under-file", "under-missing", "fifo", "file"):
+        add("mm-report.py", ["--model", MODEL, "--out", "{%s}" % key, "{garbage}"], USAGE,
+            name="--out %s" % key)
+    for day in ("garbage", "2024-13-45", "99999-01-01", ""):
+        add("mm-report.py", report + ["{garbage}", "--days", day], USAGE, name="--days %r" % day)
+        add("mm-report.py", report + ["--from", day, "{garbage}"], USAGE, name="--from %r" % day)
     add("list_opcodes.py", ["--model", "999"], USAGE)
     add("list_opcodes.py", ["--model", "-1"], USAGE)
 
