@@ -112,7 +112,7 @@ def find(docs, when, event=None):
 def test_boluses_with_carbs_of_their_wizard_and_zoned_across_dst(docs):
     meal = find(docs, "2015-03-07T23:59:59", "Meal Bolus")
     assert meal["created_at"] == meal["timestamp"] == "2015-03-07T23:59:59-08:00"
-    assert (meal["insulin"], meal["carbs"], meal["enteredBy"], meal["_type"]) == (3.0, 40, "decocare", "Bolus")
+    assert (meal["insulin"], meal["carbs"], meal["enteredBy"], meal["decocareType"]) == (3.0, 40, "decocare", "Bolus")
     after = find(docs, "2015-03-08T03:30:00", "Correction Bolus")     # after the change: PDT
     assert after["created_at"] == "2015-03-08T03:30:00-07:00" and after["insulin"] == 1.5
     assert "carbs" not in after
@@ -137,7 +137,7 @@ def test_boluses_of_one_second_are_one_treatment(docs):
 
 def test_temp_basals_percent_and_cancel(docs):
     temp = find(docs, "2015-03-08T01:30:00", "Temp Basal")
-    assert (temp["absolute"], temp["rate"], temp["duration"], temp["_type"]) == (0.85, 0.85, 90, "TempBasal")
+    assert (temp["absolute"], temp["rate"], temp["duration"], temp["decocareType"]) == (0.85, 0.85, 90, "TempBasal")
     assert temp["created_at"] == "2015-03-08T01:30:00-08:00"
     percent = find(docs, "2015-03-08T09:00:00", "Temp Basal")
     assert percent["percent"] == -50 and percent["duration"] == 30
@@ -148,12 +148,12 @@ def test_temp_basals_percent_and_cancel(docs):
 
 def test_suspend_is_a_zero_temp_until_the_resume(docs):
     suspend = find(docs, "2015-03-08T10:00:00", "Temp Basal")
-    assert (suspend["absolute"], suspend["duration"], suspend["_type"]) == (0, 30, "PumpSuspend")
+    assert (suspend["absolute"], suspend["duration"], suspend["decocareType"]) == (0, 30, "PumpSuspend")
     resume = find(docs, "2015-03-08T10:30:00", "Temp Basal")
-    assert resume["duration"] == 0 and resume["_type"] == "PumpResume"
+    assert resume["duration"] == 0 and resume["decocareType"] == "PumpResume"
     # a temp basal running when the pump was suspended goes on after the resume
     again = find(docs, "2015-03-08T12:20:00", "Temp Basal")
-    assert (again["absolute"], again["duration"], again["_type"]) == (2.0, 40, "PumpResume")
+    assert (again["absolute"], again["duration"], again["decocareType"]) == (2.0, 40, "PumpResume")
 
 
 def test_a_suspend_without_resume_lasts_what_the_history_covers():
@@ -263,7 +263,7 @@ def test_real_pairs_every_bolus_and_temp_basal_exactly_once():
         keys = [nightscout.dedupe_key("treatments", d) for d in docs]
         assert len(set(keys)) == len(keys), pair
         boluses = [r for r in recs if r["_type"] == "Bolus"]
-        bolus_docs = [d for d in docs if d.get("_type") == "Bolus"]
+        bolus_docs = [d for d in docs if d.get("decocareType") == "Bolus"]
         # the same second is one treatment: match the decoded boluses second by second
         by_time = {}
         for r in boluses:
@@ -276,7 +276,7 @@ def test_real_pairs_every_bolus_and_temp_basal_exactly_once():
         assert sum(d["insulin"] for d in docs if "insulin" in d) == pytest.approx(decoded, abs=1e-6), pair
         durations = {r["timestamp"]: r["duration (min)"] for r in recs if r["_type"] == "TempBasalDuration"}
         temps = [r for r in recs if r["_type"] == "TempBasal"]
-        temp_docs = {local(d): d for d in docs if d.get("_type") == "TempBasal"}
+        temp_docs = {local(d): d for d in docs if d.get("decocareType") == "TempBasal"}
         assert len(temp_docs) == len(temps), pair
         for r in temps:
             d = temp_docs[r["timestamp"]]
@@ -361,10 +361,28 @@ def test_what_the_site_holds_is_read_page_by_page(site, docs, monkeypatch):
     assert all(q["count"] == ["2"] for q in site.gets)
 
 
-def test_a_changed_document_is_reported_not_sent_again(site, docs):
+def test_our_own_changed_treatment_is_updated_in_place_never_added(site, docs):
+    """A suspend uploaded while it lasted (or a square bolus still delivering) is replaced by
+    its completed form on the next upload: one treatment, the new values."""
     nightscout.upload(site.url, SECRET, "treatments", docs)
     changed = [dict(d) for d in docs]
-    bolus = next(d for d in changed if d.get("_type") == "Bolus")
+    bolus = next(d for d in changed if d.get("decocareType") == "Bolus")
+    bolus["insulin"] += 1
+    summary = nightscout.upload(site.url, SECRET, "treatments", changed)
+    assert (summary["sent"], summary["updated"], summary["differs"]) == (1, 1, [])
+    assert len(site.docs["treatments"]) == len(docs)
+    held = [d for d in site.docs["treatments"] if d.get("decocareType") == "Bolus"
+            and d["created_at"] == nightscout._iso_utc(nightscout.dedupe_key("treatments", bolus)[0])]
+    assert [d["insulin"] for d in held] == [bolus["insulin"]]
+    again = nightscout.upload(site.url, SECRET, "treatments", changed)
+    assert (again["sent"], again["updated"]) == (0, 0)
+
+
+def test_a_changed_treatment_another_program_entered_is_reported_not_touched(site, docs):
+    theirs = [dict(d, enteredBy="someone-else") for d in docs]
+    nightscout.upload(site.url, SECRET, "treatments", theirs)
+    changed = [dict(d) for d in docs]
+    bolus = next(d for d in changed if d.get("decocareType") == "Bolus")
     bolus["insulin"] += 1
     summary = nightscout.upload(site.url, SECRET, "treatments", changed)
     assert summary["sent"] == 0 and len(summary["differs"]) == 1

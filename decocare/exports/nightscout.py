@@ -98,8 +98,8 @@ MAPPING = (
 )
 EVENT = {key: event for key, _, _, event, _, _ in MAPPING}
 COMMON = ("created_at (the pump's local time with the zone's offset), timestamp (the same), "
-          "enteredBy \"decocare\", _type (the decocare record; for several, the first and "
-          "`sources`), notes where something needs saying")
+          "enteredBy \"decocare\", decocareType (the decocare record type; for several, the first and "
+          "`sources`; never `_type`, which oref0 takes for a pump-history record), notes where something needs saying")
 
 
 def mapping_markdown():
@@ -164,7 +164,7 @@ class _Builder:
     def doc(self, key, rec, when, **fields):
         stamp = aware(when, self.zone).isoformat()
         out = {"eventType": EVENT[key], "created_at": stamp, "timestamp": stamp,
-               "enteredBy": ENTERED_BY, "_type": rec["_type"]}
+               "enteredBy": ENTERED_BY, "decocareType": rec["_type"]}
         out.update(fields)
         self.docs.append(out)
         return out
@@ -596,7 +596,10 @@ class _Site:
 def upload(url, secret, collection, docs, dry_run=False, log=None):
     """Send ``docs`` (Nightscout ``collection`` "treatments" or "entries") to the site at
     ``url`` -- only those the site does not hold yet (``dedupe_key``) -- in batches of BATCH.
-    Returns {collection, url, sent, already_there, duplicates, differs, dry_run}.  Errors are
+    A treatment of ours already there with other values (a suspend since resumed, a square bolus
+    since finished) is sent again, which replaces it (``updated``); one entered by another
+    program is left and listed under ``differs``.
+    Returns {collection, url, sent, already_there, updated, duplicates, differs, dry_run}.  Errors are
     UploadError (the site) or BadInput (the arguments); the secret is never shown."""
     if collection not in COLLECTIONS:
         raise BadInput("collection %r: Nightscout uploads go to treatments or entries" % collection)
@@ -627,7 +630,7 @@ def upload(url, secret, collection, docs, dry_run=False, log=None):
         key = dedupe_key(collection, doc)
         if key is not None:
             there.setdefault(key, doc)
-    todo = []
+    todo, updates = [], 0
     for key, doc in mine:
         old = there.get(key)
         if old is None:
@@ -635,17 +638,25 @@ def upload(url, secret, collection, docs, dry_run=False, log=None):
             continue
         summary["already_there"] += 1
         if any(k in doc and old.get(k) != doc[k] for k in COMPARED):
+            if collection == "treatments" and old.get("enteredBy") == ENTERED_BY:
+                # our own earlier upload, since completed (a suspend resumed, a square bolus
+                # done): Nightscout's POST replaces the treatment of the same created_at +
+                # eventType, so sending it again updates it -- it never adds a second one
+                todo.append(doc)
+                updates += 1
+                continue
             summary["differs"].append({"time": doc.get("created_at") or doc.get("dateString"),
                                        "type": doc.get("eventType") or doc.get("type"),
                                        "site": {k: old.get(k) for k in COMPARED if k in doc},
                                        "ours": {k: doc[k] for k in COMPARED if k in doc}})
-    say("nightscout: %s at %s: %d documents, %d already there, %d to send%s" % (
-        collection, public_url(base), len(mine), summary["already_there"], len(todo),
-        " (dry run: nothing sent)" if dry_run else ""))
+    summary["updated"] = updates
+    say("nightscout: %s at %s: %d documents, %d already there, %d to send (%d of them updates of "
+        "our own earlier upload)%s" % (
+            collection, public_url(base), len(mine), summary["already_there"], len(todo), updates,
+            " (dry run: nothing sent)" if dry_run else ""))
     if summary["differs"]:
-        say("nightscout: %d documents already on the site differ from ours (kept as they are; "
-            "check them, e.g. a square bolus still delivering when first uploaded)"
-            % len(summary["differs"]))
+        say("nightscout: %d documents already on the site, entered by another program, differ "
+            "from ours (kept as they are; check them)" % len(summary["differs"]))
     if dry_run:
         summary["would_send"] = len(todo)
         return summary
