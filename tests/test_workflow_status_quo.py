@@ -6,6 +6,7 @@ this interpreter's packages (--system-site-packages, and PYTHONPATH = this inter
 site-packages, so it also works when the tests themselves run inside the README's .venv, whose
 packages a venv made from the base interpreter cannot see) and pip installs from them (--no-index).
 """
+import json
 import os
 import pathlib
 import re
@@ -103,6 +104,25 @@ def test_run_regress_writes_analysis(clone, demo):
     for page in pages:
         text = (out / (page.stem + ".markdown")).read_text()
         assert "CRC ok, complete" in text and "## " in text
+
+
+def test_run_export_writes_the_csv_treatments_and_report(clone, demo):
+    env = clean_env(PATH="%s:%s" % (clone / ".venv" / "bin", os.environ["PATH"]))
+    res = sh(". bin/common && SERIAL=208850 run_export", clone, env)
+    assert res.returncode == 0, res.stderr
+    out = clone / "analysis" / "208850"
+    csv_text = (out / "carelink-export.csv").read_text()
+    assert csv_text.startswith("Medtronic Diabetes CareLink Personal Data Export File")
+    assert "Raw-Type,Raw-Values" in csv_text and "BolusNormal" in csv_text
+    treatments = json.loads((out / "nightscout-treatments.json").read_text())
+    assert treatments and all(t["enteredBy"] == "decocare" for t in treatments)
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert "no report pictures" in res.stdout
+    else:
+        pictures = list((out / "report").glob("report-*.png"))
+        assert pictures and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pictures)
 
 
 def _readable(text):
