@@ -15,7 +15,6 @@ written to a folder and served the same way), then ``python -m decocare.download
 """
 import argparse
 import concurrent.futures
-import hashlib
 import json
 import os
 import pathlib

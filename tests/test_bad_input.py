@@ -19,7 +19,6 @@ import subprocess
 import sys
 import threading
 
-import pytest
 
 from decocare import commands, errors
 from decocare.emulator import Emulator

@@ -5,16 +5,14 @@ record listed after an older one.  decocare 0.0.31 lists records in page order, 
 write the square half of a dual-wave bolus before its normal half with a later timestamp, so
 oref0 loses boluses.  We run oref0's own code (npm ``oref0`` 0.7.1) on every real page.
 
-oref0 comes from $DECOCARE_OREF0 (a folder with node_modules/oref0) or is installed once into
-~/.cache/decocare/oref0 with npm; the test skips with the reason when node or npm cannot.
+oref0 is the ``oref0`` fixture of conftest.py ($DECOCARE_OREF0, or npm into ~/.cache/decocare/oref0;
+a skip with the reason when node or npm cannot).
 """
 import json
 import os
 import pathlib
-import shutil
 import subprocess
 
-import pytest
 
 from decocare import history
 from decocare.errors import DecocareError
@@ -22,29 +20,6 @@ from decocare.errors import DecocareError
 from conftest import shared_path
 
 HERE = pathlib.Path(__file__).resolve().parent
-OREF0_VERSION = "0.7.1"
-
-
-@pytest.fixture(scope="module")
-def oref0():
-    if not shutil.which("node"):
-        pytest.skip("node is not installed: oref0 cannot run")
-    base = pathlib.Path(os.environ.get("DECOCARE_OREF0") or
-                        pathlib.Path.home() / ".cache" / "decocare" / "oref0")
-    module = base / "node_modules" / "oref0"
-    if not (module / "lib" / "iob" / "history.js").exists():
-        if not shutil.which("npm"):
-            pytest.skip("oref0 is not installed at %s and npm is missing" % base)
-        base.mkdir(parents=True, exist_ok=True)
-        try:
-            done = subprocess.run(["npm", "install", "--prefix", str(base), "--no-audit", "--no-fund",
-                                   "--ignore-scripts", "oref0@" + OREF0_VERSION],
-                                  capture_output=True, text=True, timeout=300)
-        except subprocess.TimeoutExpired:
-            pytest.skip("npm install oref0 timed out")
-        if done.returncode:
-            pytest.skip("npm install oref0 failed: %s" % done.stderr.strip().splitlines()[-1:])
-    return module
 
 
 def oref0_boluses(module, pages):

@@ -26,7 +26,6 @@ from dateutil import tz
 from decocare.emulator import Emulator, generate
 from decocare.tools import openaps, registry, writes
 
-from test_oref0 import oref0  # noqa: F401  (the fixture: oref0 0.7.1 or a skip with the reason)
 from test_tools import SERIAL, ops
 
 HERE = pathlib.Path(__file__).resolve().parent

@@ -30,7 +30,6 @@ from decocare.exports import nightscout
 
 from conftest import shared_path
 from nightscout_fake import FakeNightscout
-from test_oref0 import oref0  # noqa: F401  (the fixture: oref0 from npm)
 
 SECRET = "downstream-check-secret"
 STEP = datetime.timedelta(minutes=30)

@@ -16,6 +16,7 @@ difference).  matplotlib is imported inside ``draw`` (Agg backend): importing th
 costs nothing and works without matplotlib.
 """
 import datetime
+import os
 
 from . import days as D
 
@@ -77,8 +78,16 @@ def draw(day, path, fmt=None):
               transform=ax_t.transAxes,
               bbox={"boxstyle": "round", "facecolor": "#f7f7f7" if s["complete"] else "#fff0f0",
                     "edgecolor": "#999999"})
-    fig.savefig(path, format=fmt)
-    plt.close(fig)
+    tmp = "%s.partial" % path     # a picture under its final name is always whole
+    try:
+        fig.savefig(tmp, format=fmt)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    finally:
+        plt.close(fig)
     return path
 
 

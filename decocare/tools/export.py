@@ -121,7 +121,14 @@ def _emit(args, write):
         write(sys.stdout)
         return 0
     tmp = args.out + ".partial"
-    with open(tmp, "w", newline="") as fh:
-        write(fh)
-    os.replace(tmp, args.out)
+    try:
+        with open(tmp, "w", newline="") as fh:
+            write(fh)
+        os.replace(tmp, args.out)
+    except BaseException:       # Ctrl-C, a full disk: no half export is left behind
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
     return 0
