@@ -312,7 +312,6 @@ class Writer:
             raise _Refuse("the pump's temp basal type is percent (ReadSettings), so it would refuse"
                           " an absolute temp basal; use the percent command or change the type on"
                           " the pump; nothing sent")
-        before = self.read("ReadBasalTemp")
         sent_at = time.monotonic()
         if not self.send(result, name, params):
             return
@@ -320,38 +319,63 @@ class Writer:
         result.verification = now
         if now is not None:
             result.legacy.update(now)
-        self._judge_temp(result, temp, amount, duration, before, now, time.monotonic() - sent_at)
+        self._judge_temp(result, temp, amount, duration, now, sent_at)
 
-    def _judge_temp(self, result, temp, amount, duration, before, now, elapsed):
+    def _judge_temp(self, result, temp, amount, duration, now, sent_at):
         if now is None:
             return self.unverified(result, "the temp basal could not be read back")
-        running = lambda state: (state["temp"], state["rate"]) if state["duration"] else None
         if duration == 0:
             matches = not now["duration"]
         else:
-            minimum = duration - 1 - int(elapsed // 60)
-            matches = (running(now) is not None and now["temp"] == temp
-                       and abs(now["rate"] - amount) < 1e-6
+            minimum = duration - 1 - int((time.monotonic() - sent_at) // 60)
+            matches = (now["duration"] and now["temp"] == temp and abs(now["rate"] - amount) < 1e-6
                        and minimum <= now["duration"] <= duration)
         if not matches:
             return self.unverified(result, "the pump now runs %s, not what was requested"
                                    % _temp_text(now))
         if result.received:
             return result.finish(DELIVERED)
-        # No ACK: only a change the pump could not have made on its own proves execution.
-        if duration == 0:
-            fresh = before["duration"] and now["duration"] == 0
-        else:
-            fresh = (running(before) is None or running(before)[0] != temp
-                     or abs(running(before)[1] - amount) > 1e-6
-                     or now["duration"] > before["duration"])
-        if fresh:
+        # No ACK: the same temp basal set just before would read back the same, so only the
+        # pump's own record of it, stamped after the send, proves this command was executed.
+        # (Reading ReadBasalTemp before every send would cost each loop cycle an RF exchange
+        # for what only this rare case needs.)
+        stamp = self._temp_record_since(result, temp, amount, duration, sent_at)
+        if stamp is not None:
             result.notes.append("the answer was lost, but the read-back shows the requested temp"
-                                " basal newly in place (before: %s)" % _temp_text(before))
+                                " basal and history page 0 records it at %s, after the send"
+                                % stamp.isoformat())
             return result.finish(DELIVERED)
-        return self.unverified(result, "the pump runs %s now and ran %s before, so the read-back"
-                               " cannot tell whether this command was executed"
-                               % (_temp_text(now), _temp_text(before)))
+        return self.unverified(result, "the pump runs %s now, but history page 0 shows no such "
+                               "temp basal set after the send (it may have been running before),"
+                               " so the read-back cannot tell whether this command was executed"
+                               % _temp_text(now))
+
+    def _temp_record_since(self, result, temp, amount, duration, sent_at):
+        """The timestamp of the pump's TempBasal + TempBasalDuration records of this temp basal
+        when they are stamped after the send, else None.  The pump's clock at the send is ReadRTC
+        less the seconds since; its clock and the records count whole seconds, so one second
+        of slack each way (a record up to ~2 s before the send would be taken for this one)."""
+        clock = self.after(result, "ReadRTC", lambda: _as_datetime(self.pump.read("ReadRTC")))
+        read_at = time.monotonic()
+        if clock is None:
+            return None
+        records = self.after(result, "history page 0", self.history0)
+        if records is None:
+            return None
+        earliest = clock - datetime.timedelta(seconds=math.ceil(read_at - sent_at) + 1)
+        latest = clock + datetime.timedelta(seconds=1)
+        lengths = {r.get("timestamp") for r in records if r.get("_type") == "TempBasalDuration"
+                   and r.get("duration (min)") == duration}
+        for record in records:
+            if (record.get("_type") == "TempBasal" and record.get("timestamp") in lengths
+                    and record.get("temp") == temp and abs(record.get("rate", -1) - amount) < 1e-6):
+                try:
+                    stamp = _as_datetime(record["timestamp"])
+                except (TypeError, ValueError):
+                    continue
+                if earliest <= stamp <= latest:
+                    return stamp
+        return None
 
     # --- bolus ----------------------------------------------------------------------------
 

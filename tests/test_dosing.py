@@ -113,9 +113,9 @@ class FakeSession:
 
     def execute(self, row, params=b"", validate=None, attempts=None):
         self.sent.append((row.name, bytes(params)))
-        self.clock += datetime.timedelta(seconds=1)
         if not row.write:
             return self._read(row, params)
+        self.clock += datetime.timedelta(seconds=1)    # each write in a second of its own
         self.writes_sent += 1
         fate = self.fate
         if fate == "nak":
@@ -145,7 +145,7 @@ def test_temp_basal_sends_the_captured_params_once_and_verifies():
     fake = FakeSession("515")
     result = writer(fake).temp_basal(rate=2.0, duration=60)
     assert result.outcome == "delivered" and result.exit_code == 0
-    assert [n for n, _ in fake.sent] == ["ReadSettings", "ReadBasalTemp", "TempBasal", "ReadBasalTemp"]
+    assert [n for n, _ in fake.sent] == ["ReadSettings", "TempBasal", "ReadBasalTemp"]
     assert ("TempBasal", bytes.fromhex("005002")) in fake.sent
     out = result.as_json()
     assert out["received"] is True and out["recieved"] is True
@@ -200,8 +200,11 @@ def test_lost_ack_with_fresh_read_back_is_delivered_with_a_note():
     fake = FakeSession("522", fate="lost")
     result = writer(fake).temp_basal(rate=1.0, duration=30)
     assert result.outcome == "delivered" and result.received is False
-    assert any("answer was lost" in n for n in result.notes)
+    assert any("answer was lost" in n and "after the send" in n for n in result.notes)
     assert fake.writes() == ["TempBasal"]
+    # the ACK path reads nothing before the send but the settings; the lost one proves by history
+    assert [n for n, _ in fake.sent] == ["ReadSettings", "TempBasal", "ReadBasalTemp", "ReadRTC",
+                                         "ReadHistoryData"]
 
 
 def test_dropped_command_is_uncertain_never_resent():
@@ -212,11 +215,48 @@ def test_dropped_command_is_uncertain_never_resent():
     assert fake.writes() == ["TempBasal"]
 
 
-def test_lost_ack_when_the_same_temp_was_already_fresh_is_uncertain():
-    fake = FakeSession("522", fate="lost")
-    fake.temp = ("absolute", 0, 1.0, 30)       # identical and just set: nothing to tell apart
+def _identical_temp_set(fake, seconds_ago):
+    """The same temp basal (1.0 U/h, 30 min) set ``seconds_ago``: running, and in history."""
+    fake.temp = ("absolute", 0, 1.0, 30)
+    when = fake.clock - datetime.timedelta(seconds=seconds_ago)
+    fake.records += [history.encode_record("TempBasal", fake.model, when, temp="absolute", rate=1.0),
+                     history.encode_record("TempBasalDuration", fake.model, when,
+                                           **{"duration (min)": 30})]
+
+
+@pytest.mark.parametrize("seconds_ago", [3, 20, 50])
+def test_lost_answer_when_the_same_temp_was_just_set_is_uncertain(seconds_ago):
+    """Not executed (the argument packet was lost), but the same temp basal was set moments
+    before: the read-back matches, and only its record's stamp, before the send, tells."""
+    fake = FakeSession("522", fate="dropped")
+    _identical_temp_set(fake, seconds_ago)
     result = writer(fake).temp_basal(rate=1.0, duration=30)
     assert result.outcome == "uncertain" and "cannot tell" in result.reason
+    assert fake.executed == []
+
+
+def test_lost_ack_when_the_same_temp_was_just_set_is_delivered_by_its_new_record():
+    fake = FakeSession("522", fate="lost")
+    _identical_temp_set(fake, 20)
+    result = writer(fake).temp_basal(rate=1.0, duration=30)
+    assert result.outcome == "delivered" and fake.executed == ["TempBasal"]
+    assert any("after the send" in n for n in result.notes)
+
+
+@pytest.mark.parametrize("broken", ["ReadRTC", "ReadHistoryData"])
+def test_lost_ack_without_the_history_proof_is_uncertain(broken):
+    fake = FakeSession("522", fate="lost")
+    w = writer(fake)
+    original = fake._read
+
+    def read(row, params):
+        if row.name == broken:
+            raise errors.NoResponse("silence")
+        return original(row, params)
+    fake._read = read
+    result = w.temp_basal(rate=1.0, duration=30)
+    assert result.outcome == "uncertain" and fake.executed == ["TempBasal"]
+    assert any("could not read" in n for n in result.notes)
 
 
 def test_ack_without_a_readable_verification_is_uncertain():

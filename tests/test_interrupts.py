@@ -29,14 +29,14 @@ from soak import EmulatorProcess, env  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SERIAL = "208850"
-BOLUS, TEMP_BASAL, READ_PAGE, READ_STATUS, READ_TEMP, READ_MODEL = 0x42, 0x4C, 0x80, 0xCE, 0x98, 0x8D
+BOLUS, TEMP_BASAL, READ_PAGE, READ_STATUS, READ_SETTINGS, READ_MODEL = 0x42, 0x4C, 0x80, 0xCE, 0xC0, 0x8D
 RUN_TIMEOUT = 60
 
 BOLUS_CMD = ["bin/mm-bolus.py", "1.0", "--yes"]
 TEMP_CMD = ["bin/mm-temp-basals.py", "set", "--rate", "1.0", "--duration", "30"]
 
 # (what the signal is timed from, seconds after it): the write's opcode is the instant the pump
-# got the TransmitPacket (it executes it then); the reads come before it (page 0 / ReadBasalTemp
+# got the TransmitPacket (it executes it then); the reads come before it (page 0 / ReadSettings
 # are the last reads before the send) or after it (the verification).  "before-send" is the last
 # read before the send plus the gap a clean run showed between them.  (A signal while Python is
 # still importing the tool, before any port is open, is not part of this: see the report.)
@@ -47,7 +47,7 @@ BOLUS_MOMENTS = [
     (BOLUS, 1.5), (BOLUS, 3.0),
 ]
 TEMP_MOMENTS = [
-    (READ_MODEL, 0.0), (READ_TEMP, 0.0), ("before-send", -0.02), ("before-send", 0.0),
+    (READ_MODEL, 0.0), (READ_SETTINGS, 0.0), ("before-send", -0.02), ("before-send", 0.0),
     (TEMP_BASAL, 0.0), (TEMP_BASAL, 0.1), (TEMP_BASAL, 0.3), (TEMP_BASAL, 0.6),
 ]
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -204,7 +204,7 @@ def test_interrupted_bolus_is_never_reported_not_sent_once_the_pump_executed_it(
 
 
 def test_interrupted_temp_basal_is_never_reported_not_sent_once_the_pump_executed_it(tmp_path):
-    failures, outcomes = _sweep(TEMP_CMD, TEMP_BASAL, READ_TEMP, TEMP_MOMENTS, tmp_path)
+    failures, outcomes = _sweep(TEMP_CMD, TEMP_BASAL, READ_SETTINGS, TEMP_MOMENTS, tmp_path)
     assert not failures, "\n".join(failures)
     assert outcomes.get("not executed", {}).get(errors.EXIT_INTERRUPTED), outcomes
     assert outcomes.get("executed", {}).get(errors.EXIT_UNCERTAIN), outcomes
