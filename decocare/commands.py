@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from . import decoders as dec
-from .errors import NAK_REFUSED, BadInput, CRCError, ModelMismatch, Refused, Unsupported
+from .errors import (NAK_REFUSED, BadInput, CommError, CRCError, ModelMismatch, NoResponse,
+                     Refused, StickSilent, Unsupported)
 from .frames import FRAMES_MANY, FRAMES_NONE, FRAMES_ONE, POWER_CONTROL, WAKE_BUTTON
 from .pages import page_crc_ok
 from .models import MAX_HISTORY_PAGES, Model, get_model
@@ -493,6 +494,7 @@ class Pump:
         self.session = session
         self.claimed = _as_model(model) if model is not None else None
         self._model = None
+        self._unprobed = None       # (probe, power_on, params): the model came from the window
         if self.claimed is not None and self.claimed not in by_name("ReadPumpModel").models:
             self._model = self.claimed          # 508/511: nothing to ask
 
@@ -534,7 +536,7 @@ class Pump:
                           % (name, row.opcode, "" if row.write else " on other models"))
         data = encode(row, model, values) if params is None else bytes(params)
         validate = _check_page if row.kind == "page" else None
-        return self.session.execute(row, data, validate=validate)
+        return self._send(row, data, validate=validate)
 
     def read(self, name, **values):
         """The decoded reply of read ``name``."""
@@ -564,7 +566,7 @@ class Pump:
         row = resolve(name, self.model)
         if not row.write:
             raise BadInput("%s is a read, not a write" % name)
-        return self.session.execute(row, bytes(params))
+        return self._send(row, bytes(params))
 
     @property
     def writes_sent(self):
@@ -589,7 +591,7 @@ class Pump:
         known = self.known_model
         if known is not None and known not in row.models:
             raise Unsupported("%s is not supported by the %s; nothing was sent" % (name, known))
-        return self.session.execute(row, encode(row, known, {"page": page}), validate=_check_page)
+        return self._send(row, encode(row, known, {"page": page}), validate=_check_page)
 
     def cur_page_number(self):
         """ReadCurPageNumber's value (the oldest page that exists), or None when the pump has no
@@ -602,7 +604,7 @@ class Pump:
             # asked again after a NAK only when the model is known to have the command (while
             # it is unknown, NAK 0x08 may mean an x12 that has none)
             tries = 1 if self._model is None else READ_REFUSALS
-            return dec.cur_page_number(asked_again(lambda: self.session.execute(row, b""),
+            return dec.cur_page_number(asked_again(lambda: self._send(row, b""),
                                                          tries), None)
         except Refused as exc:
             # NAK 0x08 means "no such command" only while the model is unknown: a pump whose
@@ -620,24 +622,90 @@ class Pump:
             return self.model.history_pages
         return min(value, MAX_HISTORY_PAGES - 1) + 1
 
-    def ensure_awake(self, minutes=10):
+    def ensure_awake(self, minutes=10, recall=True):
         """The model read doubles as the wake probe: ReadPumpModel (its answer is the model of this
         session, checked against a claim: ``ModelMismatch``); the session sends PowerControl
         [01, minutes] only when the pump does not answer, or first when its radio window is
         known to have lapsed, and from then on renews the window before a command that would
-        outlast it (``Session.wake``).  508/511: ReadRTC probes."""
+        outlast it (``Session.wake``).  508/511: ReadRTC probes.
+
+        Inside a radio window known open in which ReadPumpModel already answered through this
+        port (an earlier tool run: ``radiowindow``), nothing is sent here: that answer is the
+        model and the first real read is the probe (``_send``); ``recall=False``: probe now."""
         power_on = by_name("PowerControl")
         power_params = p_power_control(None, minutes)
         probe = by_name("ReadPumpModel")
         if self._model is not None and self._model not in probe.models:
             probe = resolve("ReadRTC", self._model)
+        remembered = self._remembered() if recall and probe.name == "ReadPumpModel" else None
+        if remembered is not None:
+            log.info("model %s remembered from this radio window: the first read is the probe",
+                     remembered)
+            self._model = remembered
+            self._unprobed = (probe, power_on, power_params)
+            self.session.arm(power_on, power_params)
+            return None
+        return self._probe(probe, power_on, power_params)
+
+    def _probe(self, probe, power_on, power_params, known_off=False):
         try:
-            data = self.session.wake(probe=probe, power_on=power_on, power_params=power_params)
+            data = self.session.wake(probe=probe, power_on=power_on, power_params=power_params,
+                                     **({"known_off": True} if known_off else {}))
         except Refused:         # the pump answered, so it listens: ask again (a read, no harm)
             data = asked_again(lambda: self.session.execute(probe), tries=READ_REFUSALS - 1)
         if probe.name == "ReadPumpModel":
             self._confirm(data)
+            remember = getattr(self.session, "remember_model", None)
+            if remember is not None:
+                remember(self._model.number)
         return data
+
+    def _remembered(self):
+        """The model the radio window remembers, unless a ``--model`` claim disagrees (then the
+        pump is asked, and decides)."""
+        recall = getattr(self.session, "remembered_model", None)
+        number = recall() if recall is not None else None
+        if number is None:
+            return None
+        try:
+            model = get_model(number)
+        except BadInput:
+            return None
+        return model if self.claimed is None or model == self.claimed else None
+
+    def _send(self, row, params=b"", validate=None):
+        """Every command goes out here.  The first after a model taken from the radio window is
+        the wake probe: a read is sent once; no answer -> PowerControl, the model read again
+        (it must be the one remembered), and the read again.  A write is never the probe: the
+        model read goes first, as without a window."""
+        pending, self._unprobed = self._unprobed, None
+        if pending is None:
+            return self.session.execute(row, params, validate=validate)
+        if row.write:
+            remembered, self._model = self._model, None
+            self._probe(*pending)
+            self._same_model(remembered, row)
+            return self.session.execute(row, params, validate=validate)
+        try:
+            return self.session.execute(row, params, validate=validate, attempts=1)
+        except StickSilent:
+            raise
+        except NoResponse as exc:
+            log.info("no answer inside the remembered radio window (%s): waking the pump", exc)
+        except CommError as exc:        # a broken answer: the pump listens; the usual tries
+            log.info("the first read's answer was broken (%s): asking again", exc)
+            return self.session.execute(row, params, validate=validate)
+        remembered, self._model = self._model, None
+        self.session.forget_window()
+        self._probe(*pending, known_off=True)
+        self._same_model(remembered, row)
+        return self.session.execute(row, params, validate=validate)
+
+    def _same_model(self, remembered, row):
+        if self._model != remembered:      # ``row`` was chosen for the remembered model
+            raise ModelMismatch("the pump now reports model %s, not the %s its radio window "
+                                "remembered; %s was not sent: run again"
+                                % (self._model, remembered, row.name))
 
 
 def asked_again(read, tries=None):

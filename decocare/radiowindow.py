@@ -1,9 +1,13 @@
 """The pump's radio window, remembered across tool runs: when a PowerControl switched the
-pump's radio on and until when it stays on, in a small JSON file keyed by pump serial.
+pump's radio on and until when it stays on, in a small JSON file keyed by pump serial -- and
+the model ReadPumpModel reported inside that window, through which port.
 
 Why: a PowerControl costs ~17 s; a session that knows the window lapsed wakes at once (no
 failed probe first) and one that knows it is about to close renews it before a command that
-would outlast it (the rule and its numbers: docs/protocol-client.md, "The radio window").
+would outlast it (the rule and its numbers: docs/protocol-client.md, "The radio window"); and
+a tool run inside a window known open needs no model read of its own -- one serial behind one
+port within one window is one pump -- so its first real read is the wake probe (~0.14 s less
+each run of a loop).
 Nothing here ever stops a command: a missing, corrupt or unwritable file only means "not known".
 """
 import json
@@ -16,6 +20,16 @@ log = logging.getLogger(__name__)
 STATE_DIR_ENV = "DECOCARE_STATE_DIR"
 STATE_FILE = "radio-window.json"
 OPEN, CLOSING, LAPSED, UNKNOWN = "open", "closing", "lapsed", "unknown"
+MODEL_NEED = 5.0        # s the window must stay open for a remembered model to stand in for a read
+
+
+def _port_key(port):
+    """The port as remembered: a device path resolved through its links (an emulator's
+    ``carelink.ttyUSB0`` link names a new pty when it restarts), anything else as given."""
+    if port is None:
+        return None
+    port = str(port)
+    return os.path.realpath(port) if "://" not in port else port
 
 
 def state_dir():
@@ -31,14 +45,16 @@ def state_dir():
 class RadioWindow:
     """When the radio of pump ``serial`` was switched on and for how long, across tool runs: one
     JSON object keyed by pump serial in ``path`` (default ``state_dir()/radio-window.json``),
-    ``{"on": t, "minutes": m, "until": [earliest, latest]}`` in wall-clock seconds.  Only what a
-    PowerControl ACK proved is recorded.  A missing, corrupt or unwritable file only means "not
+    ``{"on": t, "minutes": m, "until": [earliest, latest]}`` in wall-clock seconds, plus
+    ``"model"`` and ``"port"`` once ReadPumpModel answered inside it.  Only what a PowerControl
+    ACK proved opens a record.  A missing, corrupt or unwritable file only means "not
     known": nothing here ever stops a command."""
 
-    def __init__(self, serial, path=None, clock=time.time):
+    def __init__(self, serial, path=None, clock=time.time, port=None):
         self.serial = str(serial)
         self.path = path or os.path.join(state_dir(), STATE_FILE)
         self.clock = clock
+        self.port = _port_key(port)
 
     def _load_all(self):
         try:
@@ -61,7 +77,10 @@ class RadioWindow:
         now = self.clock()
         if not (on <= earliest <= latest) or on > now + 1.0 or latest - on > minutes * 60 + 60:
             return None
-        return dict(on=on, until=(earliest, latest), minutes=minutes)
+        out = dict(on=on, until=(earliest, latest), minutes=minutes)
+        if isinstance(rec.get("model"), str) and isinstance(rec.get("port"), str):
+            out.update(model=rec["model"], port=rec["port"])
+        return out
 
     def state(self, need=0.0):
         """(OPEN | CLOSING | LAPSED | UNKNOWN, seconds left): OPEN when the radio stays on for
@@ -78,6 +97,25 @@ class RadioWindow:
         if now >= earliest:
             return UNKNOWN, None
         return (OPEN if now + need < earliest else CLOSING), earliest - now
+
+    def remember_model(self, model):
+        """ReadPumpModel answered ``model`` through this port while the window is on: kept with
+        the window, so a later tool run inside it needs no model read of its own.  A new window
+        (PowerControl), a forgotten one, or another port: not remembered -- asked again."""
+        rec = self.record()
+        if rec is None or self.port is None or self.state()[0] not in (OPEN, CLOSING):
+            return
+        rec.update(model=str(model), port=self.port)
+        self._save(dict(on=rec["on"], minutes=rec["minutes"], until=list(rec["until"]),
+                        model=rec["model"], port=rec["port"]))
+
+    def model(self, need=MODEL_NEED):
+        """The model ReadPumpModel reported in this window through this port, while the window
+        is known open for ``need`` seconds more; else None (the model is read)."""
+        rec = self.record()
+        if rec is None or self.port is None or rec.get("port") != self.port:
+            return None
+        return rec.get("model") if self.state(need)[0] == OPEN else None
 
     def _save(self, rec):
         data = self._load_all()

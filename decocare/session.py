@@ -131,18 +131,39 @@ class Session:
         raise Uncertain("%s was sent once and got %s; the pump may have acted; it was NOT sent "
                         "again: check the pump before doing anything else" % (command.name, what))
 
-    def wake(self, probe, power_on, power_params):
+    def arm(self, power_on, power_params):
+        """Renew the window before a command that would outlast it, as after ``wake``, without
+        a probe now (the caller's first read is the probe: ``wake(..., known_off=True)`` when
+        it got no answer)."""
+        self._power = (power_on, power_params)
+
+    def remembered_model(self):
+        """The model remembered in the pump's radio window for this port, if known open."""
+        return self.window.model() if self.window else None
+
+    def remember_model(self, model):
+        if self.window:
+            self.window.remember_model(model)
+
+    def forget_window(self):
+        if self.window:
+            self.window.forget()
+
+    def wake(self, probe, power_on, power_params, known_off=False):
         """Make sure the pump listens and return ``probe``'s reply data (the probe is a read the
         caller needs anyway: ReadPumpModel).  Known lapsed radio window: ``power_on`` with
         ``power_params`` (PowerControl [01, minutes], ~17 s) at once, then the probe.
         Otherwise the probe once; only if the pump does not answer, PowerControl once and the
         probe again.  A probe that got a broken answer (CRC, desync) is simply read again: the
         pump did answer, so it is awake.  From here on the session renews the window before a
-        command that would outlast it."""
+        command that would outlast it.  ``known_off``: a read just got no answer: wake at once."""
         self._power = (power_on, power_params)
         state = self.window.state()[0] if self.window else UNKNOWN
-        if state == LAPSED:
-            log.info("the pump's radio window has lapsed: waking it at once")
+        if state == LAPSED or known_off:
+            log.info("the pump's radio window has lapsed: waking it at once" if not known_off else
+                     "the pump did not answer: waking it")
+            if known_off:
+                self.stick.finish(self.stall_wait)
             self._power_on("wake")
             return self.execute(probe)
         try:

@@ -242,12 +242,15 @@ def test_open_pump_remembers_the_window_and_keeps_the_model_contract():
             assert pump.model.number == "523"
         assert [e["op"] for e in emu.ledger] == ["PowerControl", "ReadPumpModel"]
         assert RadioWindow("604021").state()[0] == OPEN
-        with open_pump(emu.url, "604021") as pump:     # a second run: the window is open
+        # a second run: the window is open and remembers the model: the first read is the probe
+        with open_pump(emu.url, "604021") as pump:
             pump.read("ReadRTC")
-        assert [e["op"] for e in emu.ledger][2:] == ["ReadPumpModel", "ReadRTC"]
-        with pytest.raises(errors.ModelMismatch):
+            assert pump.model.number == "523"
+        assert [e["op"] for e in emu.ledger][2:] == ["ReadRTC"]
+        with pytest.raises(errors.ModelMismatch):       # a claim that disagrees: the pump is asked
             with open_pump(emu.url, "604021", model="522"):
                 pass
+        assert [e["op"] for e in emu.ledger][3:] == ["ReadPumpModel"]
         RadioWindow("604021").off()                    # known off: woken at once, no probe first
         with open_pump(emu.url, "604021"):
             pass
@@ -265,3 +268,87 @@ def test_a_wake_that_gets_no_answer_is_not_repeated_before_every_command(tmp_pat
     with pytest.raises(errors.NoResponse):
         session.execute(MODEL)
     assert opcodes(fake).count(0x5D) == 1
+
+
+# --- the model remembered with the window -------------------------------------------------------
+
+def _woken(emu, serial):
+    """One run that wakes the asleep emulator: the window and its model are then remembered."""
+    with open_pump(emu.url, serial) as pump:
+        assert pump.model.number == emu.pump.model.number
+    rec = RadioWindow(serial, port=emu.url).record()
+    assert rec["model"] == emu.pump.model.number and rec["port"] == emu.url
+    return len(emu.ledger)
+
+
+def test_a_remembered_model_whose_pump_went_quiet_is_woken_and_asked_again():
+    """The window said open but the pump does not answer (its radio went off): the first read
+    gets no answer, then PowerControl, the model read again, and the read again -- once each."""
+    with Emulator(model="523", serial="604021", faults="asleep") as emu:
+        n = _woken(emu, "604021")
+        emu.pump.sleep()
+        with open_pump(emu.url, "604021") as pump:
+            assert pump.read("ReadRTC")
+        assert [e["op"] for e in emu.ledger][n:] == ["PowerControl", "ReadPumpModel", "ReadRTC"]
+        assert RadioWindow("604021", port=emu.url).record()["model"] == "523"
+
+
+def test_a_write_is_never_the_probe():
+    """First command after a remembered model is a write: the model read goes first."""
+    with Emulator(model="523", serial="604021", faults="asleep") as emu:
+        n = _woken(emu, "604021")
+        with open_pump(emu.url, "604021") as pump:
+            pump.write("TempBasal", commands.params("TempBasal", "523", rate=1.0, duration=30))
+        assert [e["op"] for e in emu.ledger][n:] == ["ReadPumpModel", "TempBasal"]
+
+
+def test_a_remembered_model_the_pump_contradicts_stops_before_the_command():
+    """Only an emulator can put another model behind the same serial and port; were it so, a
+    wake-up finds it out and nothing model-dependent is sent."""
+    with Emulator(model="523", serial="604021", faults="asleep") as emu:
+        n = _woken(emu, "604021")
+        window = RadioWindow("604021", port=emu.url)
+        rec = json.load(open(window.path))["604021"]
+        window._save(dict(rec, model="522"))
+        emu.pump.sleep()
+        with pytest.raises(errors.ModelMismatch, match="522"):
+            with open_pump(emu.url, "604021") as pump:
+                pump.read("ReadSettings")
+        assert [e["op"] for e in emu.ledger][n:] == ["PowerControl", "ReadPumpModel"]
+
+
+def test_the_model_is_remembered_only_for_its_port_window_and_emulator(tmp_path):
+    path = str(tmp_path / "w.json")
+    clock = [1000.0]
+    here = RadioWindow("1", path=path, clock=lambda: clock[0], port="/dev/ttyUSB0")
+    here.remember_model("523")
+    assert here.model() is None                          # no window recorded: nothing kept
+    here.woke(10)
+    here.remember_model("523")
+    assert here.model() == "523"
+    assert RadioWindow("1", path=path, clock=lambda: clock[0], port="/dev/ttyUSB1").model() is None
+    assert RadioWindow("1", path=path, clock=lambda: clock[0]).model() is None
+    assert RadioWindow("2", path=path, clock=lambda: clock[0], port="/dev/ttyUSB0").model() is None
+    clock[0] += 600 - 3                                  # closing: not open for 5 s more
+    assert here.model() is None
+    clock[0] -= 100
+    here.woke(10)                                        # a new window: the model is asked again
+    assert here.model() is None
+    here.remember_model("523")
+    here.forget()
+    assert here.model() is None
+    with Emulator(model="522", serial="604022", faults="asleep") as emu:
+        _woken(emu, "604022")
+    with Emulator(model="523", serial="604022") as emu:    # a new emulated pump, same serial
+        assert RadioWindow("604022", port=emu.url).record() is None
+
+
+def test_the_session_tool_asks_the_pump_even_when_the_model_is_remembered(capsys):
+    """``python -m decocare.session`` exists to find out whether the pump answers: it never
+    takes the window's word for it."""
+    from decocare.tools import session as session_tool
+    with Emulator(model="523", serial="604021", faults="asleep") as emu:
+        n = _woken(emu, "604021")
+        assert session_tool.main([emu.url, "604021"]) == 0
+        assert "model: 523" in capsys.readouterr().out
+        assert [e["op"] for e in emu.ledger][n:] == ["ReadPumpModel"]

@@ -5,7 +5,9 @@ real ``/dev/ttyUSB0``: in-process through the pyserial URL ``emulator://<id>`` (
 or from any process through a pseudo-terminal (``serve_pty``, ``python -m decocare.emulator``).
 
 It reuses the codec (lib, frames, models, the commands table, the history encoders) and never
-the client (link, stick, session, download), so a client bug cannot be mirrored here.
+the client (link, stick, session, download), so a client bug cannot be mirrored here.  (Of the
+client's state it touches one thing: starting, it drops the remembered radio window of its
+serial, ``radiowindow``, which belonged to another pump.)
 """
 import datetime
 import itertools
@@ -15,6 +17,7 @@ import threading
 from ..errors import BadInput
 from ..models import get_model
 from ..pages import KINDS, parse_page_file
+from ..radiowindow import RadioWindow
 from .faults import Faults
 from .ledger import Ledger
 from .pump import Pump
@@ -84,6 +87,9 @@ class Emulator:
                          **kwargs)
         self.stick = Stick(self.pump, self.faults, self.timing, self.clock, self.ledger,
                            stick_serial=stick_serial, region=region)
+        # A new emulated pump: what a client remembers of this serial's radio window (and the
+        # model answered in it) belonged to another one -- its successor may differ in model.
+        RadioWindow(serial).forget()
         self._server = None
         with _LOCK:
             self.id = str(next(_IDS))
