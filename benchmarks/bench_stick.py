@@ -6,7 +6,7 @@ real-hardware reference figures (spec protocol.md §8).  A measurement that prin
 a test: nothing is asserted.
 
     python benchmarks/bench_stick.py [--reads 20] [--pages 36] [--full-runs 1] [--tool-runs 10]
-                                     [--loop-runs 5] [--skip SECTIONS]
+                                     [--loop-runs 5] [--skip SECTIONS] [--no-bytecode]
 
 Sections (``--skip`` takes a comma list of their names):
   client   in-process through emulator://: single-frame reads, history pages one by one (the
@@ -17,7 +17,13 @@ Sections (``--skip`` takes a comma list of their names):
   start    tool start time: python -m decocare.X --help, bin/mm-*.py --help, and one whole
            `python -m decocare.session` run against the pty;
   loop     the OpenAPS loop cycle: mm-openaps.py --only status,history, then mm-temp-basals.py
-           set, with the pump awake (target 4.0 s).
+           set, with the pump awake (target 4.0 s): the emulated pump starts asleep and one
+           `python -m decocare.session` run wakes it first, so the cycles find its radio window
+           known open, as a loop's runs do.
+
+Tools run with decocare's bytecode cached, as a default Python keeps it (a
+PYTHONDONTWRITEBYTECODE of the caller's environment is dropped for them); --no-bytecode makes
+every tool compile decocare from source.
 
 The floors are the emulator's model (``Timing.floor``): per command the reply's arrival, one
 ReadStatus and a one-frame ReadRadio; tool processes' floors count only the radio commands the
@@ -181,7 +187,7 @@ def client(args, pages_dir):
 
 
 @contextlib.contextmanager
-def emulator_pty(pages_dir, workdir, timing="real"):
+def emulator_pty(pages_dir, workdir, timing="real", env=None, faults=None):
     """``python -m decocare.emulator`` on a pty: (port, ledger path); stopped by its pid."""
     ledger = os.path.join(workdir, "ledger.jsonl")
     link = os.path.join(workdir, "carelink.tty")
@@ -189,8 +195,10 @@ def emulator_pty(pages_dir, workdir, timing="real"):
            "--timing", timing, "--link", link, "--ledger", ledger]
     if pages_dir:
         cmd += ["--pages", pages_dir]
+    if faults:
+        cmd += ["--faults", faults]
     proc = subprocess.Popen(cmd, cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True)
+                            text=True, env=env)
     try:
         port = proc.stdout.readline().strip()
         if not port:
@@ -237,7 +245,7 @@ def download(args, pages_dir, env):
         return
     times, floors = [], []
     for _ in range(args.full_runs):
-        with tempfile.TemporaryDirectory() as work, emulator_pty(pages_dir, work) as (port, ledger):
+        with tempfile.TemporaryDirectory() as work, emulator_pty(pages_dir, work, env=env) as (port, ledger):
             took, out = run([sys.executable, "-m", "decocare.download", port, SERIAL, "--out",
                              os.path.join(work, "out")], env)
             saved = len([f for f in os.listdir(os.path.join(work, "out")) if f.endswith(".data")]) \
@@ -263,7 +271,7 @@ def starts(args, env):
         times = [run(cmd, env)[0] for _ in range(args.tool_runs)]
         row(name, times, ref=REF["start"] if "Python" not in name else None,
             target=None if "Python" in name else 0.15)
-    with tempfile.TemporaryDirectory() as work, emulator_pty(None, work) as (port, ledger):
+    with tempfile.TemporaryDirectory() as work, emulator_pty(None, work, env=env) as (port, ledger):
         times, floors = [], []
         for _ in range(args.tool_runs):
             since = ledger_floor(ledger)[1]
@@ -277,21 +285,28 @@ def loop(args, pages_dir, env):
     if not openaps.exists():
         note("OpenAPS loop: mm-openaps.py is missing (decocare/tools/openaps.py not built yet): not measured")
         return
-    cycles, reads, writes, floors = [], [], [], []
-    with tempfile.TemporaryDirectory() as work, emulator_pty(pages_dir, work) as (port, ledger):
+    cycles, reads, writes, floors, ops = [], [], [], [], Counter()
+    with tempfile.TemporaryDirectory() as work, \
+            emulator_pty(pages_dir, work, env=env, faults="asleep") as (port, ledger):
         base = ["--port", port, "--serial", SERIAL]
-        run([sys.executable, "-m", "decocare.session", port, SERIAL], env)    # the pump awake, known
+        for tool in (str(openaps), "bin/mm-temp-basals.py"):        # bytecode, when cached
+            run([sys.executable, tool, "--help"], env)
+        # the emulated pump starts asleep: this run wakes it (PowerControl, ~17 s), so the
+        # cycles below find its radio window known open, as a loop's runs do
+        run([sys.executable, "-m", "decocare.session", port, SERIAL], env)
         for i in range(args.loop_runs):
             since = ledger_floor(ledger)[1]
-            a, _ = run([sys.executable, str(openaps)] + base + ["--out", os.path.join(work, "monitor"),
-                                                                  "--only", "status,history"], env)
+            a, _ = run([sys.executable, str(openaps)] + base +
+                       ["--out", os.path.join(work, "monitor"), "--only", "status,history"], env)
             b, _ = run([sys.executable, "bin/mm-temp-basals.py"] + base +
                        ["set", "--rate", "%.2f" % (0.5 + 0.05 * (i % 4)), "--duration", "30"], env)
             cycles.append(a + b)
             reads.append(a)
             writes.append(b)
             floors.append(ledger_floor(ledger, since)[0])
-    note("OpenAPS loop cycle on a pty (pump awake, radio window known open):")
+            ops.update(json.loads(line)["op"] for line in open(ledger).read().splitlines()[since:])
+    note("OpenAPS loop cycle on a pty (pump awake, radio window known open; per cycle the pump "
+         "executed %s):" % ", ".join("%s %g" % (op, n / len(cycles)) for op, n in ops.items()))
     row("mm-openaps.py --only status,history", reads)
     row("mm-temp-basals.py set (checked, sent once, read back)", writes)
     row("loop cycle", cycles, statistics.median(floors), REF["loop"], target=4.0)
@@ -304,12 +319,23 @@ def main(argv=None):
     parser.add_argument("--full-runs", type=int, default=1, help="whole 36-page download runs (default 1)")
     parser.add_argument("--tool-runs", type=int, default=10, help="runs per tool start (default 10)")
     parser.add_argument("--loop-runs", type=int, default=5, help="OpenAPS loop cycles (default 5)")
+    parser.add_argument("--no-bytecode", action="store_true",
+                        help="tools compile decocare from source each run (no __pycache__)")
     parser.add_argument("--skip", default="", help="comma list of sections to skip: client,download,start,loop")
     args = parser.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
     with tempfile.TemporaryDirectory() as work:
         env = dict(os.environ, DECOCARE_STATE_DIR=os.path.join(work, "state"),
                    PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        if args.no_bytecode:
+            for cache in ROOT.glob("decocare/**/__pycache__"):
+                shutil.rmtree(cache, ignore_errors=True)
+            env["PYTHONDONTWRITEBYTECODE"] = "1"
+            print("--no-bytecode: decocare's modules are compiled from source at every tool start")
+        elif env.pop("PYTHONDONTWRITEBYTECODE", None):
+            print("tool runs as a default Python runs them, decocare's bytecode cached "
+                  "(PYTHONDONTWRITEBYTECODE, set in this environment, is dropped for them; "
+                  "--no-bytecode keeps it)")
         pages_dir = real_pages(os.path.join(work, "pages"))
         print("emulator timing real: %s" % ", ".join("%s=%s" % kv for kv in sorted(Timing.REAL.items())))
         print("modelled floors: single read %.4f s, page %.4f s, 36 pages %.1f s; Python %s"
