@@ -131,10 +131,12 @@ class Writer:
     """The write flow for one pump (a ``commands.Pump``).  ``dry_run``: do the checks and show
     the TransmitPacket, send nothing."""
 
-    def __init__(self, pump, dry_run=False, max_basal=None):
+    def __init__(self, pump, dry_run=False, max_basal=None, journal=None):
         self.pump = pump
         self.dry_run = dry_run
         self.max_basal = max_basal     # given by the caller: ReadSettings is not read for it
+        self.journal = journal         # a journal.Journal: this host's earlier sends (or None)
+        self._entry = None             # this send's journal entry
         self.sent = False              # a write was handed to the session (whatever happens next)
         self._writes_before = pump.writes_sent
         self._model = None
@@ -203,6 +205,8 @@ class Writer:
         if self.dry_run:
             result.finish(DRY_RUN)
             return False
+        if self.journal is not None:
+            self._entry = self.journal.sent(name, params)
         result.sent = self.sent = True
         result.sent_at = _zoned_now()
         try:
@@ -336,32 +340,46 @@ class Writer:
         if result.received:
             return result.finish(DELIVERED)
         # No ACK: the same temp basal set just before would read back the same, so only the
-        # pump's own record of it, stamped after the send, proves this command was executed.
-        # (Reading ReadBasalTemp before every send would cost each loop cycle an RF exchange
-        # for what only this rare case needs.)
-        stamp = self._temp_record_since(result, temp, amount, duration, sent_at)
-        if stamp is not None:
-            result.notes.append("the answer was lost, but the read-back shows the requested temp"
-                                " basal and history page 0 records it at %s, after the send"
-                                % stamp.isoformat())
-            return result.finish(DELIVERED)
-        return self.unverified(result, "the pump runs %s now, but history page 0 shows no such "
-                               "temp basal set after the send (it may have been running before),"
-                               " so the read-back cannot tell whether this command was executed"
-                               % _temp_text(now))
+        # pump's own record of it, stamped after the send, proves this command was executed;
+        # the pump stamps whole seconds, so the write journal must rule out an identical send
+        # just before.  (Reading ReadBasalTemp before every send would cost each loop cycle an
+        # RF exchange for what only this rare case needs.)
+        stamp, seconds = self._temp_record_since(result, temp, amount, duration, sent_at)
+        if stamp is None:
+            return self.unverified(result, "the pump runs %s now, but history page 0 shows no such"
+                                   " temp basal set after the send (it may have been running "
+                                   "before), so the read-back cannot tell whether this command "
+                                   "was executed" % _temp_text(now))
+        other = self.journal.identical_before(self._entry, seconds) if self.journal else None
+        if other is None:
+            return self.unverified(result, "history page 0 records the requested temp basal at %s,"
+                                   " but the pump stamps whole seconds and no write journal rules"
+                                   " out an identical one sent moments before"
+                                   % stamp.isoformat())
+        if other:
+            return self.unverified(result, "history page 0 records the requested temp basal at %s,"
+                                   " but an identical one was sent within %d s before this one,"
+                                   " and the pump's whole-second stamps cannot tell them apart"
+                                   % (stamp.isoformat(), seconds))
+        result.notes.append("the answer was lost, but the read-back shows the requested temp"
+                            " basal, history page 0 records it at %s, after the send, and no "
+                            "identical one was sent in the %d s before" % (stamp.isoformat(), seconds))
+        return result.finish(DELIVERED)
 
     def _temp_record_since(self, result, temp, amount, duration, sent_at):
-        """The timestamp of the pump's TempBasal + TempBasalDuration records of this temp basal
-        when they are stamped after the send, else None.  The pump's clock at the send is ReadRTC
-        less the seconds since; its clock and the records count whole seconds, so one second
-        of slack each way (a record up to ~2 s before the send would be taken for this one)."""
+        """(stamp, seconds): the timestamp of the pump's TempBasal + TempBasalDuration records of
+        this temp basal when they are stamped at or after the send (else None), and how many
+        seconds before the send an identical temp basal's records could carry such a stamp.
+        The pump's clock at the send is ReadRTC less the seconds since; its clock and the
+        records count whole seconds, so one second of slack each way."""
         clock = self.after(result, "ReadRTC", lambda: _as_datetime(self.pump.read("ReadRTC")))
         read_at = time.monotonic()
+        seconds = math.ceil(read_at - sent_at) + 3
         if clock is None:
-            return None
+            return None, seconds
         records = self.after(result, "history page 0", self.history0)
         if records is None:
-            return None
+            return None, seconds
         earliest = clock - datetime.timedelta(seconds=math.ceil(read_at - sent_at) + 1)
         latest = clock + datetime.timedelta(seconds=1)
         lengths = {r.get("timestamp") for r in records if r.get("_type") == "TempBasalDuration"
@@ -374,8 +392,8 @@ class Writer:
                 except (TypeError, ValueError):
                     continue
                 if earliest <= stamp <= latest:
-                    return stamp
-        return None
+                    return stamp, seconds
+        return None, seconds
 
     # --- bolus ----------------------------------------------------------------------------
 

@@ -8,16 +8,20 @@ same end to end through the stick.
 """
 import datetime
 import json
+import os
+import tempfile
 
 import pytest
 
 from decocare import commands, dosing, errors, history, session as session_mod
 from decocare.emulator import replies
 from decocare.emulator.pump import Pump as EmulatedPump
+from decocare.journal import Journal
 from decocare.models import get_model
 from decocare.tools import writes
 
 T0 = datetime.datetime(2024, 5, 1, 12, 0, 0)
+JOURNALS = tempfile.TemporaryDirectory(prefix="decocare-journals-")     # one per writer()
 
 
 def emulator_pump_settings():
@@ -130,13 +134,17 @@ class FakeSession:
         return [name for name, _ in self.sent if commands.by_name(name).write]
 
 
-def writer(fake, dry_run=False):
-    """The write flow as the tools run it: the pump's model already read (the wake probe)."""
+def writer(fake, dry_run=False, journal=True):
+    """The write flow as the tools run it: the pump's model already read (the wake probe), a
+    write journal of its own (``journal``: True, a Journal, or None for none)."""
+    if journal is True:
+        journal = Journal(fake.serial, path=os.path.join(tempfile.mkdtemp(dir=JOURNALS.name),
+                                                         "writes.json"))
     before = len(fake.sent)
     pump = commands.Pump(fake, model=fake.model.number)
     assert pump.model == fake.model and fake.sent[before:] in ([("ReadPumpModel", b"")], [])  # 508: trusted
     del fake.sent[before:]
-    return dosing.Writer(pump, dry_run=dry_run)
+    return dosing.Writer(pump, dry_run=dry_run, journal=journal)
 
 
 # --- temp basal -------------------------------------------------------------------------------
@@ -467,3 +475,53 @@ def test_pump_time_converts_zones():
         writes.pump_time("yesterday")
     with pytest.raises(errors.BadInput):
         writes.pump_time("now", "Mars/Olympus")
+
+
+# --- the write journal: a lost answer against an identical send moments before ------------------
+
+def test_lost_answer_right_after_an_identical_send_is_uncertain():
+    """A loop run again at once: the first send executed (its record stamped a second ago), the
+    second's argument packet was lost.  Page 0 shows a matching record inside the whole-second
+    slack; only the journal knows it is the first send's."""
+    fake = FakeSession("522", fate="lost")
+    journal = Journal(fake.serial, path=os.path.join(tempfile.mkdtemp(dir=JOURNALS.name), "w.json"))
+    assert writer(fake, journal=journal).temp_basal(rate=1.0, duration=30).outcome == "delivered"
+    fake.fate = "dropped"
+    result = writer(fake, journal=journal).temp_basal(rate=1.0, duration=30)
+    assert result.outcome == "uncertain" and "identical one was sent" in result.reason
+    assert fake.executed == ["TempBasal"]
+    # a different temp basal sent just before does not stand in the way
+    fake.fate = "lost"
+    assert writer(fake, journal=journal).temp_basal(rate=1.5, duration=30).outcome == "delivered"
+
+
+def test_lost_answer_without_a_usable_journal_is_uncertain(tmp_path):
+    fake = FakeSession("522", fate="lost")
+    result = writer(fake, journal=None).temp_basal(rate=1.0, duration=30)
+    assert result.outcome == "uncertain" and "no write journal" in result.reason
+    broken = tmp_path / "w.json"
+    broken.write_text("{not json")
+    result = writer(fake, journal=Journal(fake.serial, path=str(broken))).temp_basal(rate=1.0, duration=60)
+    assert result.outcome == "uncertain" and "no write journal" in result.reason
+    assert fake.executed == ["TempBasal", "TempBasal"]       # both executed, neither hidden
+
+
+def test_journal_keeps_the_newest_and_is_careful_with_the_clock(tmp_path):
+    now = [1000.0]
+    j = Journal("1", path=str(tmp_path / "w.json"), clock=lambda: now[0])
+    entries = []
+    for k in range(40):
+        now[0] += 10
+        entries.append(j.sent("TempBasal", bytes([0, k, 1])))
+    assert len(json.load(open(j.path))["1"]) == 32
+    assert j.identical_before(entries[-1], 5) is False
+    assert j.identical_before(entries[0], 5) is None             # dropped: not known any more
+    now[0] += 2
+    again = j.sent("TempBasal", bytes([0, 39, 1]))
+    assert j.identical_before(again, 1) is False and j.identical_before(again, 3) is True
+    now[0] -= 100                                               # the clock went back
+    back = j.sent("TempBasal", bytes([0, 39, 1]))
+    assert j.identical_before(back, 3) is True                  # the "future" one counts
+    assert Journal("2", path=str(tmp_path / "w.json")).identical_before(back, 3) is None
+    (tmp_path / "a-file").write_text("")
+    assert Journal("1", path=str(tmp_path / "a-file" / "w.json")).sent("TempBasal", b"") is None

@@ -8,13 +8,16 @@ values; every "refused" absent from it; every execution not confirmed reported "
 import collections
 import contextlib
 import datetime
+import os
 import random
+import tempfile
 
 import pytest
 
 from decocare import dosing, errors, history
 from decocare.emulator import Emulator
 from decocare.connect import open_pump
+from decocare.journal import Journal
 
 SERIAL = "208850"
 DOSE_OPS = ("Bolus", "TempBasal", "TempBasalPercent")
@@ -29,7 +32,21 @@ def executed(emu, start, ops=DOSE_OPS):
     return [e for e in emu.ledger[start:] if e["op"] in ops]
 
 
-def attempt(pump, rng):
+def new_journal():
+    """A write journal of its own, as one host keeps (the tools' default is the state folder)."""
+    return Journal(SERIAL, path=os.path.join(tempfile.mkdtemp(dir=JOURNALS.name), "writes.json"))
+
+
+JOURNALS = tempfile.TemporaryDirectory(prefix="decocare-journals-")
+_JOURNAL_OF = {}
+
+
+def journal_of(emu):
+    """The one host journal of the runs against ``emu``."""
+    return _JOURNAL_OF.setdefault(emu.id, new_journal())
+
+
+def attempt(pump, rng, journal):
     """One loop-like run (wake if needed, one write); returns (kind, requested, Result or None)."""
     if rng.random() < 0.5:
         units = rng.choice([0.1, 0.5, 1.0, 2.0, 2.5, 4.0, 9.9, 10.0, 10.5, 0.05, 0.075, 1.025])
@@ -47,7 +64,7 @@ def attempt(pump, rng):
         pump.ensure_awake()
     except errors.DecocareError:
         return kind, requested, None          # waking failed: a tool would exit before sending
-    return kind, requested, act(dosing.Writer(pump))
+    return kind, requested, act(dosing.Writer(pump, journal=journal))
 
 
 def matches(entry, kind, requested):
@@ -95,6 +112,7 @@ def check(emu, start, kind, requested, result, table):
 def test_randomized_writes_under_faults(model, attempts, seed):
     rng = random.Random(seed)
     table = collections.Counter()
+    journal = new_journal()
     with Emulator(model, SERIAL, faults=FAULTS % seed, weeks=1) as emu:
         emu.pump.settings.update(max_bolus=10.0, max_basal=2.0)
         for block in range(attempts // 50):     # a fresh port per 50 attempts, as new runs
@@ -102,7 +120,7 @@ def test_randomized_writes_under_faults(model, attempts, seed):
                 for _ in range(50):
                     emu.advance(rng.choice([0, 0, 1, 30, 600]))      # boluses end, RF lapses
                     start = len(emu.ledger)
-                    kind, requested, result = attempt(pump, rng)
+                    kind, requested, result = attempt(pump, rng, journal)
                     check(emu, start, kind, requested, result, table)
         counts = dict(emu.fault_counts)
     print("\n%s: %d attempts, faults fired %s" % (model, attempts, counts))
@@ -126,13 +144,13 @@ def emu():
 
 def run(emu, act):
     with open_pump(emu.url, SERIAL, **FAST) as pump:
-        return act(dosing.Writer(pump))
+        return act(dosing.Writer(pump, journal=journal_of(emu)))
 
 
 def force_on_write(emu, fault, act):
     """Force ``fault`` on the write itself: the reads before it run clean."""
     with open_pump(emu.url, SERIAL, **FAST) as pump:
-        writer = dosing.Writer(pump)
+        writer = dosing.Writer(pump, journal=journal_of(emu))
         real_send = writer.send
 
         def send(result, name, params):

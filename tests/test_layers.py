@@ -20,6 +20,7 @@ PACKAGE = ROOT / "decocare"
 LAYERS = {
     "decocare": 0, "decocare.errors": 0, "decocare.lib": 0, "decocare.models": 0,
     "decocare.vocabulary": 0, "decocare.pages": 0, "decocare.frames": 0, "decocare.radiowindow": 0,
+    "decocare.journal": 0,
     "decocare.link": 1,
     "decocare.stick": 2,
     "decocare.session": 3,

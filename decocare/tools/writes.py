@@ -147,10 +147,11 @@ def _interrupted(args, prog, state, interrupts):
 
 def _write_flow(args, prog, act, state, interrupts, writer_options):
     from ..dosing import REFUSED, Result, Writer
+    from ..journal import Journal
     try:
         with options.open_args(args) as pump:
             state["writer"] = writer = Writer(pump, dry_run=getattr(args, "dry_run", False),
-                                              **writer_options)
+                                              journal=Journal(args.serial), **writer_options)
             state["result"] = act(writer)
     except errors.DecocareError as exc:
         interrupts.hold()
