@@ -13,7 +13,7 @@ import logging
 import os
 import time
 
-from .radiowindow import state_dir
+from .radiowindow import save_state, state_dir
 
 log = logging.getLogger(__name__)
 
@@ -51,20 +51,7 @@ class Journal:
         entry = [round(self.clock(), 3), os.getpid(), str(command), bytes(params).hex()]
         mine = data.get(self.serial)
         data[self.serial] = ((mine if isinstance(mine, list) else []) + [entry])[-KEEP:]
-        tmp = "%s.%d.tmp" % (self.path, os.getpid())
-        try:
-            os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-            with open(tmp, "w") as fh:
-                json.dump(data, fh)
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            log.info("write journal %s not written (%s)", self.path, exc)
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            return None
-        return entry
+        return entry if save_state(self.path, data, "write journal") else None
 
     def identical_before(self, entry, seconds):
         """Whether another send of ``entry``'s command and params is journaled within

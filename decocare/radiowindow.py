@@ -33,13 +33,32 @@ def _port_key(port):
 
 
 def state_dir():
-    """Where the radio-window file lives: $DECOCARE_STATE_DIR, else $XDG_RUNTIME_DIR/decocare,
-    else ~/.cache/decocare."""
+    """Where decocare's state files live (this radio-window file, the write journal):
+    $DECOCARE_STATE_DIR, else $XDG_RUNTIME_DIR/decocare, else ~/.cache/decocare."""
     if os.environ.get(STATE_DIR_ENV):
         return os.environ[STATE_DIR_ENV]
     if os.environ.get("XDG_RUNTIME_DIR"):
         return os.path.join(os.environ["XDG_RUNTIME_DIR"], "decocare")
     return os.path.join(os.path.expanduser("~"), ".cache", "decocare")
+
+
+def save_state(path, data, what):
+    """Write ``data`` as JSON to ``path`` through a temporary name (a reader never sees half a
+    file); False, logged, when it cannot be written -- a state file is never worth a failure."""
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    try:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        with open(tmp, "w") as fh:
+            json.dump(data, fh, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+        return True
+    except OSError as exc:
+        log.info("%s %s not written (%s)", what, path, exc)
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        return False
 
 
 class RadioWindow:
@@ -105,9 +124,8 @@ class RadioWindow:
         rec = self.record()
         if rec is None or self.port is None or self.state()[0] not in (OPEN, CLOSING):
             return
-        rec.update(model=str(model), port=self.port)
         self._save(dict(on=rec["on"], minutes=rec["minutes"], until=list(rec["until"]),
-                        model=rec["model"], port=rec["port"]))
+                        model=str(model), port=self.port))
 
     def model(self, need=MODEL_NEED):
         """The model ReadPumpModel reported in this window through this port, while the window
@@ -123,18 +141,7 @@ class RadioWindow:
             data.pop(self.serial, None)
         else:
             data[self.serial] = rec
-        tmp = "%s.%d.tmp" % (self.path, os.getpid())
-        try:
-            os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-            with open(tmp, "w") as fh:
-                json.dump(data, fh, indent=1, sort_keys=True)
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            log.info("radio window file %s not written (%s)", self.path, exc)
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+        save_state(self.path, data, "radio window file")
 
     def woke(self, minutes, ack_ago=(0.0, 0.0)):
         """A PowerControl [01, minutes] was ACKed; the ACK came in between ``ack_ago`` = (most,
