@@ -678,13 +678,10 @@ class Pump:
         the wake probe: a read is sent once; no answer -> PowerControl, the model read again
         (it must be the one remembered), and the read again.  A write is never the probe: the
         model read goes first, as without a window."""
+        if row.write:
+            self.confirm_model(row.name)
         pending, self._unprobed = self._unprobed, None
         if pending is None:
-            return self.session.execute(row, params, validate=validate)
-        if row.write:
-            remembered, self._model = self._model, None
-            self._probe(*pending)
-            self._same_model(remembered, row)
             return self.session.execute(row, params, validate=validate)
         try:
             return self.session.execute(row, params, validate=validate, attempts=1)
@@ -698,14 +695,24 @@ class Pump:
         remembered, self._model = self._model, None
         self.session.forget_window()
         self._probe(*pending, known_off=True)
-        self._same_model(remembered, row)
+        self._same_model(remembered, row.name)
         return self.session.execute(row, params, validate=validate)
 
-    def _same_model(self, remembered, row):
-        if self._model != remembered:      # ``row`` was chosen for the remembered model
+    def confirm_model(self, before="the next command"):
+        """A model taken from the radio window is confirmed by ReadPumpModel now (the write flow
+        calls this before it counts a write as sent: a write is never the probe); nothing when
+        the model was already read in this session."""
+        pending, self._unprobed = self._unprobed, None
+        if pending is not None:
+            remembered, self._model = self._model, None
+            self._probe(*pending)
+            self._same_model(remembered, before)
+
+    def _same_model(self, remembered, before):
+        if self._model != remembered:      # commands were chosen for the remembered model
             raise ModelMismatch("the pump now reports model %s, not the %s its radio window "
                                 "remembered; %s was not sent: run again"
-                                % (self._model, remembered, row.name))
+                                % (self._model, remembered, before))
 
 
 def asked_again(read, tries=None):

@@ -205,6 +205,9 @@ class Writer:
         if self.dry_run:
             result.finish(DRY_RUN)
             return False
+        # a model taken from the radio window is read now, not inside the write, where its
+        # failure would pass for the write's own (uncertain)
+        self._before("ReadPumpModel", lambda: self.pump.confirm_model(name))
         if self.journal is not None:
             self._entry = self.journal.sent(name, params)
         result.sent = self.sent = True

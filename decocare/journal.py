@@ -61,9 +61,8 @@ class Journal:
         rows = data.get(self.serial) if data else None
         if entry is None or not isinstance(rows, list) or list(entry) not in rows:
             return None
-        for row in rows:
-            if (isinstance(row, list) and len(row) == 4 and row != list(entry)
-                    and row[2:] == list(entry[2:]) and isinstance(row[0], (int, float))
-                    and row[0] >= entry[0] - seconds):
-                return True
-        return False
+        others = list(rows)
+        others.remove(list(entry))      # this send once: a twin in the same millisecond counts
+        return any(isinstance(row, list) and len(row) == 4 and row[2:] == list(entry[2:])
+                   and isinstance(row[0], (int, float)) and row[0] >= entry[0] - seconds
+                   for row in others)

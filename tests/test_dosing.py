@@ -523,5 +523,8 @@ def test_journal_keeps_the_newest_and_is_careful_with_the_clock(tmp_path):
     back = j.sent("TempBasal", bytes([0, 39, 1]))
     assert j.identical_before(back, 3) is True                  # the "future" one counts
     assert Journal("2", path=str(tmp_path / "w.json")).identical_before(back, 3) is None
+    twin = Journal("3", path=str(tmp_path / "w.json"), clock=lambda: 5.0)   # same millisecond
+    first, second = twin.sent("TempBasal", b"\x01"), twin.sent("TempBasal", b"\x01")
+    assert first == second and twin.identical_before(second, 0) is True
     (tmp_path / "a-file").write_text("")
     assert Journal("1", path=str(tmp_path / "a-file" / "w.json")).sent("TempBasal", b"") is None

@@ -352,3 +352,21 @@ def test_the_session_tool_asks_the_pump_even_when_the_model_is_remembered(capsys
         assert session_tool.main([emu.url, "604021"]) == 0
         assert "model: 523" in capsys.readouterr().out
         assert [e["op"] for e in emu.ledger][n:] == ["ReadPumpModel"]
+
+
+def test_a_contradicted_model_before_a_write_is_refused_not_uncertain(tmp_path):
+    """The write flow's first command is the write itself (--max-basal: no ReadSettings): the
+    model read goes first and, contradicting the window, ends the flow as refused, nothing
+    sent -- never as a write whose outcome is unknown."""
+    from decocare import dosing
+    from decocare.journal import Journal
+    with Emulator(model="523", serial="604021", faults="asleep") as emu:
+        n = _woken(emu, "604021")
+        window = RadioWindow("604021", port=emu.url)
+        window._save(dict(json.load(open(window.path))["604021"], model="522"))
+        with open_pump(emu.url, "604021") as pump:
+            writer = dosing.Writer(pump, max_basal=2.0, journal=Journal("604021", str(tmp_path / "w")))
+            result = writer.temp_basal(rate=1.0, duration=30)
+        assert result.outcome == "refused" and not result.sent and "522" in result.reason
+        assert [e["op"] for e in emu.ledger][n:] == ["ReadPumpModel"]
+        assert not (tmp_path / "w").exists()                # nothing journaled: nothing sent
